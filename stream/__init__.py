@@ -1,0 +1,1 @@
+"""Journey Stream: real-time customer journey orchestration on Apache Kafka."""

@@ -1,0 +1,153 @@
+"""Every setting of Journey Stream, read once from the environment and passed down.
+
+The README's configuration table is generated from ``SETTINGS_DOC`` below, so the
+names, defaults and meanings live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
+CHANNELS_OUT: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Names of every topic in the contract, derived from one prefix."""
+
+    prefix: str
+
+    def events(self, channel: str) -> str:
+        """Ingress topic of one channel, e.g. ``cjo.events.web``."""
+        return f"{self.prefix}events.{channel}"
+
+    def actions(self, channel: str) -> str:
+        """Action topic read by one channel's sender, e.g. ``cjo.actions.push``."""
+        return f"{self.prefix}actions.{channel}"
+
+    @property
+    def all_events(self) -> list[str]:
+        """All ingress topics."""
+        return [self.events(c) for c in CHANNELS_IN]
+
+    @property
+    def all_actions(self) -> list[str]:
+        """All action topics."""
+        return [self.actions(c) for c in CHANNELS_OUT]
+
+    @property
+    def outcomes(self) -> str:
+        """Outcomes reported by the channel senders."""
+        return f"{self.prefix}outcomes"
+
+    @property
+    def decisions(self) -> str:
+        """One explain record per decision."""
+        return f"{self.prefix}decisions"
+
+    @property
+    def dlq(self) -> str:
+        """Rejected input with its reason."""
+        return f"{self.prefix}dlq"
+
+    @property
+    def customer_events(self) -> str:
+        """Internal: validated events re-keyed by customer id (co-partitioned with state)."""
+        return f"{self.prefix}internal.customer-events"
+
+    @property
+    def contract(self) -> list[str]:
+        """Every public topic of the contract."""
+        return [*self.all_events, *self.all_actions, self.outcomes, self.decisions, self.dlq]
+
+
+# name -> (default, meaning). Defaults are strings, as they would come from the environment.
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "JOURNEY_BROKER": ("127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma separated)"),
+    "JOURNEY_APP_ID": ("journey-stream", "Faust app id: consumer group and internal topic prefix"),
+    "JOURNEY_TOPIC_PREFIX": ("cjo.", "prefix of every contract topic"),
+    "JOURNEY_PARTITIONS": ("4", "partitions of the topics the worker creates"),
+    "JOURNEY_REPLICATION": ("1", "replication factor of the topics the worker creates"),
+    "JOURNEY_DATA_DIR": (".run/worker", "local state directory (RocksDB tables)"),
+    "JOURNEY_STORE": ("rocksdb://", "table store URL (`rocksdb://`; `memory://` for tests only)"),
+    "JOURNEY_WEB_HOST": ("127.0.0.1", "bind address of the worker web server (/metrics, /ready)"),
+    "JOURNEY_WEB_PORT": ("6066", "port of the worker web server"),
+    "JOURNEY_LOG_LEVEL": ("info", "worker log level"),
+    "JOURNEY_MAX_EVENT_BYTES": ("65536", "larger input messages go to the DLQ as `too_large`"),
+    "JOURNEY_DEDUPE_WINDOW": ("256", "event ids remembered per customer to drop duplicates"),
+    "JOURNEY_RECENT_EVENTS": ("50", "recent events kept per customer"),
+    "JOURNEY_HASH_SALT": ("", "salt for SHA-256 of emails and phone numbers"),
+    "JOURNEY_DEFAULT_REGION": ("US", "region for phone numbers without a country code"),
+    "JOURNEY_BATCH_SIZE": ("500", "events per micro-batch in each agent"),
+    "JOURNEY_BATCH_WITHIN_S": ("0.05", "longest wait (s) to fill a micro-batch"),
+    "JOURNEY_SESSION_TIMEOUT_S": ("30", "consumer session timeout (s); short in tests"),
+    "JOURNEY_POLICY_VERSION": ("v0-builtin", "policy version stamped on actions until policies land"),
+}
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, SETTINGS_DOC[name][0])
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The worker's whole configuration."""
+
+    broker: str
+    app_id: str
+    topics: Topics
+    partitions: int
+    replication: int
+    data_dir: Path
+    store: str
+    web_host: str
+    web_port: int
+    log_level: str
+    max_event_bytes: int
+    dedupe_window: int
+    recent_events: int
+    hash_salt: str
+    default_region: str
+    batch_size: int
+    batch_within_s: float
+    session_timeout_s: float
+    policy_version: str
+
+    @property
+    def broker_url(self) -> str:
+        """Broker list in Faust's URL form."""
+        return ";".join(f"kafka://{b.strip()}" for b in self.broker.split(","))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (or the given mapping), defaults filled in."""
+    source = os.environ if env is None else env
+
+    def get(name: str) -> str:
+        return _get(source, name)
+
+    return Settings(
+        broker=get("JOURNEY_BROKER"),
+        app_id=get("JOURNEY_APP_ID"),
+        topics=Topics(get("JOURNEY_TOPIC_PREFIX")),
+        partitions=int(get("JOURNEY_PARTITIONS")),
+        replication=int(get("JOURNEY_REPLICATION")),
+        data_dir=Path(get("JOURNEY_DATA_DIR")),
+        store=get("JOURNEY_STORE"),
+        web_host=get("JOURNEY_WEB_HOST"),
+        web_port=int(get("JOURNEY_WEB_PORT")),
+        log_level=get("JOURNEY_LOG_LEVEL"),
+        max_event_bytes=int(get("JOURNEY_MAX_EVENT_BYTES")),
+        dedupe_window=int(get("JOURNEY_DEDUPE_WINDOW")),
+        recent_events=int(get("JOURNEY_RECENT_EVENTS")),
+        hash_salt=get("JOURNEY_HASH_SALT"),
+        default_region=get("JOURNEY_DEFAULT_REGION"),
+        batch_size=int(get("JOURNEY_BATCH_SIZE")),
+        batch_within_s=float(get("JOURNEY_BATCH_WITHIN_S")),
+        session_timeout_s=float(get("JOURNEY_SESSION_TIMEOUT_S")),
+        policy_version=get("JOURNEY_POLICY_VERSION"),
+    )

@@ -1,0 +1,1 @@
+"""The pure core: no Faust, no Kafka, no clock. Everything here is deterministic."""

@@ -1,0 +1,83 @@
+"""Customer identifiers: normalise, hash the personal ones, pick the customer key.
+
+Raw email addresses and phone numbers never leave this module: they are normalised
+(email: trimmed, lower-cased; phone: E.164) and replaced by a salted SHA-256.
+Until identity resolution lands, each event is keyed by its strongest identifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import phonenumbers
+
+# Strongest first: the key of an event is the first identifier it carries in this order.
+KEY_ORDER: tuple[str, ...] = (
+    "customer_id",
+    "loyalty_id",
+    "email_sha256",
+    "phone_sha256",
+    "anonymous_id",
+)
+KEY_PREFIX: dict[str, str] = {
+    "customer_id": "",
+    "loyalty_id": "loyalty:",
+    "email_sha256": "email:",
+    "phone_sha256": "phone:",
+    "anonymous_id": "anon:",
+}
+
+
+class IdentifierError(ValueError):
+    """An identifier that cannot be normalised (e.g. a phone number that is not one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The hashed identifiers of one event and the customer key derived from them."""
+
+    customer_key: str
+    identifiers: dict[str, str]
+
+
+def normalise_email(email: str) -> str:
+    """Trimmed, lower-cased email address."""
+    return email.strip().lower()
+
+
+def normalise_phone(phone: str, default_region: str) -> str:
+    """E.164 form of a phone number; raises IdentifierError if it is not a number."""
+    try:
+        parsed = phonenumbers.parse(phone, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise IdentifierError(f"phone is not a number: {exc}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise IdentifierError("phone is not a possible number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def hash_identifier(value: str, salt: str) -> str:
+    """Salted SHA-256 hex digest of a normalised identifier."""
+    return hashlib.sha256(f"{salt}{value}".encode()).hexdigest()
+
+
+def resolve_identity(customer: Mapping[str, str], salt: str, default_region: str) -> Identity:
+    """Hash raw email/phone, drop the raw values and derive the customer key."""
+    identifiers = {
+        name: value
+        for name, value in customer.items()
+        if name not in ("email", "phone") and isinstance(value, str)
+    }
+    email = customer.get("email")
+    if email is not None and "email_sha256" not in identifiers:
+        identifiers["email_sha256"] = hash_identifier(normalise_email(email), salt)
+    phone = customer.get("phone")
+    if phone is not None and "phone_sha256" not in identifiers:
+        identifiers["phone_sha256"] = hash_identifier(normalise_phone(phone, default_region), salt)
+    for name in KEY_ORDER:
+        value = identifiers.get(name)
+        if value:
+            return Identity(KEY_PREFIX[name] + value, identifiers)
+    raise IdentifierError("no customer identifier")

@@ -1,0 +1,54 @@
+"""The five journey stages and the rules that move a customer between them.
+
+| from | to | when |
+|---|---|---|
+| awareness | acquisition | intent or identification: add_to_cart, checkout_started, login, loyalty_scan, app_installed |
+| awareness, acquisition | onboarding | the first purchase (web/app order or store purchase) |
+| onboarding | engagement | a second purchase, or using the app (app_opened, qr_scanned) after the first |
+| engagement | advocacy | five or more purchases and no open service case |
+| advocacy | engagement | a complaint is opened (journeys are not a straight line) |
+
+A stage never falls below onboarding once the customer has bought.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Journey stage, in funnel order."""
+
+    AWARENESS = "awareness"
+    ACQUISITION = "acquisition"
+    ONBOARDING = "onboarding"
+    ENGAGEMENT = "engagement"
+    ADVOCACY = "advocacy"
+
+
+INTENT_EVENTS: frozenset[str] = frozenset(
+    {"add_to_cart", "checkout_started", "login", "loyalty_scan", "app_installed"}
+)
+PURCHASE_EVENTS: frozenset[str] = frozenset({"order_completed", "store_purchase"})
+APP_USE_EVENTS: frozenset[str] = frozenset({"app_opened", "qr_scanned"})
+ADVOCACY_MIN_ORDERS = 5
+
+
+def next_stage(current: Stage, event_type: str, order_count: int, open_cases: int) -> Stage:
+    """Stage after an event, given the order count and open cases after applying it."""
+    if current is Stage.ADVOCACY:
+        return Stage.ENGAGEMENT if event_type == "complaint_opened" else current
+    if current in (Stage.AWARENESS, Stage.ACQUISITION):
+        if event_type in PURCHASE_EVENTS and order_count >= 1:
+            return Stage.ONBOARDING
+        if current is Stage.AWARENESS and event_type in INTENT_EVENTS:
+            return Stage.ACQUISITION
+        return current
+    if current is Stage.ONBOARDING:
+        second_purchase = event_type in PURCHASE_EVENTS and order_count >= 2
+        if second_purchase or event_type in APP_USE_EVENTS:
+            return Stage.ENGAGEMENT
+        return current
+    if order_count >= ADVOCACY_MIN_ORDERS and open_cases == 0:
+        return Stage.ADVOCACY
+    return current

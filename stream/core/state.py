@@ -1,0 +1,286 @@
+"""The per-customer state and the pure reducer that applies one event to it.
+
+``reduce`` never mutates its input and never reads the clock: the same state and event
+always give the same result, which is what makes changelog replay and tests exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from stream.core.events import Event
+from stream.core.stages import PURCHASE_EVENTS, Stage, next_stage
+
+STAGE_HISTORY_LIMIT = 20
+CONTACT_HISTORY_LIMIT = 50
+CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on the per-customer memory."""
+
+    dedupe_window: int = 256
+    recent_events: int = 50
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the engine knows about one customer (JSON-serialisable)."""
+
+    customer_key: str
+    created_at_ms: int = 0
+    updated_at_ms: int = 0
+    event_count: int = 0
+    stage: str = Stage.AWARENESS.value
+    stage_since_ms: int = 0
+    stage_history: list[dict[str, Any]] = field(default_factory=list)
+    identifiers: dict[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
+    cart: dict[str, Any] = field(
+        default_factory=lambda: {"items": {}, "value": 0.0, "updated_at_ms": 0}
+    )
+    orders: dict[str, Any] = field(
+        default_factory=lambda: {
+            "count": 0,
+            "revenue": 0.0,
+            "returns": 0,
+            "last_order_id": None,
+            "last_order_at_ms": None,
+            "last_category": None,
+        }
+    )
+    consent: dict[str, bool] = field(default_factory=dict)
+    opt_outs: dict[str, str] = field(default_factory=dict)
+    app_installed: bool = False
+    open_cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    recent_events: list[dict[str, Any]] = field(default_factory=list)
+    seen_event_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep, JSON-ready copy."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
+        """Rebuild from ``to_dict`` output (unknown keys from newer versions are ignored)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+    def copy(self) -> CustomerState:
+        """An independent copy (nested containers included)."""
+        return CustomerState.from_dict(self.to_dict())
+
+    def has_consent(self, channel: str) -> bool:
+        """True if the customer may receive marketing on this channel."""
+        return channel not in self.opt_outs and self.consent.get(channel, False)
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """A stage transition caused by one event."""
+
+    from_stage: str
+    to_stage: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reduction:
+    """Result of applying one event: the new state and what changed."""
+
+    state: CustomerState
+    duplicate: bool = False
+    stage_change: StageChange | None = None
+    first_order: bool = False
+
+
+def new_state(customer_key: str) -> CustomerState:
+    """The state of a customer never seen before."""
+    return CustomerState(customer_key=customer_key)
+
+
+def reduce(state: CustomerState, event: Event, limits: Limits) -> Reduction:
+    """Apply one event; a duplicate event id changes nothing."""
+    if event.event_id in state.seen_event_ids:
+        return Reduction(state=state, duplicate=True)
+    new = state.copy()
+    _remember(new, event, limits)
+    _apply_context(new, event)
+    _APPLY.get(event.type, _ignore)(new, event)
+    orders_before = state.orders["count"]
+    to_stage = next_stage(
+        Stage(new.stage), event.type, new.orders["count"], len(new.open_cases)
+    )
+    stage_change = None
+    if to_stage.value != new.stage:
+        stage_change = StageChange(new.stage, to_stage.value)
+        new.stage_history.append(
+            {
+                "from": new.stage,
+                "to": to_stage.value,
+                "at_ms": event.occurred_at_ms,
+                "event_id": event.event_id,
+            }
+        )
+        del new.stage_history[:-STAGE_HISTORY_LIMIT]
+        new.stage = to_stage.value
+        new.stage_since_ms = event.occurred_at_ms
+    first_order = event.type in PURCHASE_EVENTS and orders_before == 0
+    return Reduction(state=new, stage_change=stage_change, first_order=first_order)
+
+
+def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> CustomerState:
+    """State with the given sent actions appended to the bounded contact history."""
+    if not contacts:
+        return state
+    new = state.copy()
+    new.contacts.extend(contacts)
+    del new.contacts[:-CONTACT_HISTORY_LIMIT]
+    return new
+
+
+def _remember(state: CustomerState, event: Event, limits: Limits) -> None:
+    if state.event_count == 0:
+        state.created_at_ms = event.occurred_at_ms
+        state.stage_since_ms = event.occurred_at_ms
+    state.event_count += 1
+    state.updated_at_ms = max(state.updated_at_ms, event.occurred_at_ms)
+    state.seen_event_ids.append(event.event_id)
+    del state.seen_event_ids[: -limits.dedupe_window]
+    state.recent_events.append(
+        {
+            "event_id": event.event_id,
+            "type": event.type,
+            "channel": event.channel,
+            "at_ms": event.occurred_at_ms,
+        }
+    )
+    del state.recent_events[: -limits.recent_events]
+    state.identifiers.update(event.identifiers)
+    seen = state.channels.setdefault(event.channel, {"events": 0, "last_seen_ms": 0})
+    seen["events"] += 1
+    seen["last_seen_ms"] = max(seen["last_seen_ms"], event.occurred_at_ms)
+
+
+def _apply_context(state: CustomerState, event: Event) -> None:
+    timezone = event.context.get("timezone")
+    if isinstance(timezone, str):
+        state.timezone = timezone
+    consent = event.context.get("consent")
+    if isinstance(consent, dict):
+        for channel in CONSENT_CHANNELS:
+            granted = consent.get(channel)
+            if isinstance(granted, bool):
+                state.consent[channel] = granted
+
+
+def _ignore(state: CustomerState, event: Event) -> None:
+    return None
+
+
+def _cart_value(items: dict[str, dict[str, Any]]) -> float:
+    return round(sum(item["quantity"] * item["price"] for item in items.values()), 2)
+
+
+def _add_to_cart(state: CustomerState, event: Event) -> None:
+    props = event.properties
+    items = state.cart["items"]
+    item = items.setdefault(
+        props["product_id"], {"quantity": 0, "price": 0.0, "category": None}
+    )
+    item["quantity"] += int(props.get("quantity", 1))
+    item["price"] = float(props["price"])
+    item["category"] = props.get("category", item["category"])
+    state.cart["value"] = _cart_value(items)
+    state.cart["updated_at_ms"] = event.occurred_at_ms
+
+
+def _remove_from_cart(state: CustomerState, event: Event) -> None:
+    props = event.properties
+    items = state.cart["items"]
+    item = items.get(props["product_id"])
+    if item is None:
+        return
+    item["quantity"] -= int(props.get("quantity", item["quantity"]))
+    if item["quantity"] <= 0:
+        del items[props["product_id"]]
+    state.cart["value"] = _cart_value(items)
+    state.cart["updated_at_ms"] = event.occurred_at_ms
+
+
+def order_category(properties: dict[str, Any]) -> str | None:
+    """The category of an order: its own, else its first item's."""
+    category = properties.get("category")
+    if category:
+        return str(category)
+    for item in properties.get("items") or []:
+        if isinstance(item, dict) and item.get("category"):
+            return str(item["category"])
+    return None
+
+
+def _purchase(state: CustomerState, event: Event) -> None:
+    props = event.properties
+    orders = state.orders
+    orders["count"] += 1
+    orders["revenue"] = round(orders["revenue"] + float(props["value"]), 2)
+    orders["last_order_id"] = props["order_id"]
+    orders["last_order_at_ms"] = event.occurred_at_ms
+    orders["last_category"] = order_category(props) or orders["last_category"]
+    if event.type == "order_completed":
+        state.cart = {"items": {}, "value": 0.0, "updated_at_ms": event.occurred_at_ms}
+
+
+def _product_return(state: CustomerState, event: Event) -> None:
+    orders = state.orders
+    orders["returns"] += 1
+    value = float(event.properties.get("value", 0.0))
+    orders["revenue"] = round(max(0.0, orders["revenue"] - value), 2)
+
+
+def _app_used(state: CustomerState, event: Event) -> None:
+    state.app_installed = True
+
+
+def _unsubscribed(state: CustomerState, event: Event) -> None:
+    state.opt_outs["email"] = "unsubscribed"
+    state.consent["email"] = False
+
+
+def _bounced(state: CustomerState, event: Event) -> None:
+    if event.properties.get("bounce_type") == "hard":
+        state.opt_outs["email"] = "hard_bounce"
+        state.consent["email"] = False
+
+
+def _complaint_opened(state: CustomerState, event: Event) -> None:
+    props = event.properties
+    state.open_cases[props["case_id"]] = {
+        "reason": props["reason"],
+        "severity": props.get("severity", "medium"),
+        "opened_at_ms": event.occurred_at_ms,
+    }
+
+
+def _complaint_resolved(state: CustomerState, event: Event) -> None:
+    state.open_cases.pop(event.properties["case_id"], None)
+
+
+_APPLY = {
+    "add_to_cart": _add_to_cart,
+    "remove_from_cart": _remove_from_cart,
+    "order_completed": _purchase,
+    "store_purchase": _purchase,
+    "product_return": _product_return,
+    "app_installed": _app_used,
+    "app_opened": _app_used,
+    "qr_scanned": _app_used,
+    "push_opened": _app_used,
+    "unsubscribed": _unsubscribed,
+    "bounced": _bounced,
+    "complaint_opened": _complaint_opened,
+    "complaint_resolved": _complaint_resolved,
+}

@@ -1,0 +1,116 @@
+from stream.core.state import Limits, new_state, reduce
+from tests.unit.core.conftest import T0, build_event
+
+LIMITS = Limits(dedupe_window=4, recent_events=3)
+
+
+def apply(*events, state=None):
+    state = state or new_state("C000001")
+    for event in events:
+        state = reduce(state, event, LIMITS).state
+    return state
+
+
+def test_reduce_does_not_mutate_its_input() -> None:
+    before = new_state("C000001")
+    snapshot = before.to_dict()
+    reduce(before, build_event("add_to_cart", properties={"product_id": "p", "price": 5}), LIMITS)
+    assert before.to_dict() == snapshot
+
+
+def test_duplicate_event_id_changes_nothing() -> None:
+    event = build_event("add_to_cart", properties={"product_id": "p1", "price": 10.0})
+    once = apply(event)
+    result = reduce(once, event, LIMITS)
+    assert result.duplicate
+    assert result.state.to_dict() == once.to_dict()
+
+
+def test_dedupe_memory_is_bounded_per_customer() -> None:
+    events = [build_event("page_view", properties={"url": "/"}) for _ in range(10)]
+    state = apply(*events)
+    assert state.seen_event_ids == [e.event_id for e in events[-4:]]
+    assert len(state.recent_events) == 3
+    assert not reduce(state, events[0], LIMITS).duplicate  # forgotten beyond the window
+
+
+def test_cart_adds_removes_and_totals() -> None:
+    state = apply(
+        build_event("add_to_cart", properties={"product_id": "a", "price": 10.0, "quantity": 2}),
+        build_event("add_to_cart", properties={"product_id": "b", "price": 5.5}),
+        build_event("remove_from_cart", properties={"product_id": "a", "quantity": 1}),
+    )
+    assert state.cart["items"]["a"]["quantity"] == 1
+    assert state.cart["value"] == 15.5
+    state = apply(build_event("remove_from_cart", properties={"product_id": "b"}), state=state)
+    assert set(state.cart["items"]) == {"a"}
+
+
+def test_order_clears_cart_and_counts_revenue() -> None:
+    state = apply(
+        build_event("add_to_cart", properties={"product_id": "a", "price": 10.0}),
+        build_event("order_completed", properties={"order_id": "o1", "value": 10.0,
+                                                   "items": [{"product_id": "a", "category": "shoes"}]}),
+        build_event("store_purchase", "store", {"store_id": "s1", "order_id": "o2", "value": 20.0}),
+    )
+    assert state.cart["items"] == {} and state.cart["value"] == 0
+    assert state.orders["count"] == 2 and state.orders["revenue"] == 30.0
+    assert state.orders["last_category"] == "shoes"
+
+
+def test_stage_transitions_are_recorded_with_the_event() -> None:
+    cart = build_event("add_to_cart", properties={"product_id": "a", "price": 1.0}, at_ms=T0 + 1)
+    order = build_event("order_completed", properties={"order_id": "o", "value": 1.0}, at_ms=T0 + 2)
+    state = apply(build_event("page_view", properties={"url": "/"}, at_ms=T0), cart)
+    result = reduce(state, order, LIMITS)
+    assert result.stage_change is not None
+    assert (result.stage_change.from_stage, result.stage_change.to_stage) == (
+        "acquisition", "onboarding")
+    assert result.first_order
+    assert [(h["from"], h["to"], h["event_id"]) for h in result.state.stage_history] == [
+        ("awareness", "acquisition", cart.event_id),
+        ("acquisition", "onboarding", order.event_id),
+    ]
+    assert result.state.stage_since_ms == T0 + 2
+
+
+def test_unsubscribe_stops_email_for_good() -> None:
+    state = apply(build_event("unsubscribed", "email", {}))
+    assert not state.has_consent("email")
+    state = apply(build_event("page_view", properties={"url": "/"},
+                              context={"consent": {"email": True}}), state=state)
+    assert state.consent["email"] is True
+    assert not state.has_consent("email")
+
+
+def test_hard_bounce_opts_out_but_soft_bounce_does_not() -> None:
+    assert apply(build_event("bounced", "email", {"bounce_type": "soft"})).has_consent("email")
+    assert not apply(build_event("bounced", "email", {"bounce_type": "hard"})).has_consent("email")
+
+
+def test_complaints_open_and_resolve_cases() -> None:
+    opened = build_event("complaint_opened", "call_center", {"case_id": "K1", "reason": "late"})
+    state = apply(opened)
+    assert set(state.open_cases) == {"K1"}
+    state = apply(build_event("complaint_resolved", "call_center", {"case_id": "K1"}), state=state)
+    assert state.open_cases == {}
+
+
+def test_per_channel_engagement_counts_and_last_seen() -> None:
+    state = apply(
+        build_event("page_view", properties={"url": "/"}, at_ms=T0),
+        build_event("app_opened", "app", at_ms=T0 + 5),
+        build_event("page_view", properties={"url": "/x"}, at_ms=T0 + 9),
+    )
+    assert state.channels == {"web": {"events": 2, "last_seen_ms": T0 + 9},
+                              "app": {"events": 1, "last_seen_ms": T0 + 5}}
+    assert state.app_installed
+
+
+def test_state_round_trips_through_json() -> None:
+    import orjson
+
+    from stream.core.state import CustomerState
+
+    state = apply(build_event("add_to_cart", properties={"product_id": "a", "price": 1.0}))
+    assert CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state
