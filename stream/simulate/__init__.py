@@ -1,0 +1,1 @@
+"""Simulated multi-channel customer journeys: a pure generator and a Kafka producer shell."""
