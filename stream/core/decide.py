@@ -44,6 +44,7 @@ class SuppressionReason(StrEnum):
     """Why a candidate action was not sent (one code per filter)."""
 
     CHOSEN = "chosen"
+    UNREACHABLE = "unreachable"
     NO_CONSENT = "no_consent"
     OPEN_SERVICE_CASE = "open_service_case"
     CONTACT_CAP = "contact_cap"
@@ -181,9 +182,7 @@ def stable_id(*parts: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
-def decide(
-    reduction: Reduction, event: Event, now_ms: int, policy_version: str
-) -> Decision | None:
+def decide(reduction: Reduction, event: Event, now_ms: int, policy_version: str) -> Decision | None:
     """The decision this event triggers for this customer, or None if nothing applies."""
     if reduction.duplicate:
         return None
@@ -302,11 +301,14 @@ def _filter(
             c["action"] == proposal.action for c in state.contacts
         ):
             return suppressed(SuppressionReason.ALREADY_SENT, "invite sent before")
-        channels = [c for c in proposal.channels if state.has_consent(c)]
-        if not channels:
+        reachable = [c for c in proposal.channels if state.is_reachable(c)]
+        if not reachable:
             return suppressed(
-                SuppressionReason.NO_CONSENT, f"no consent on {', '.join(proposal.channels)}"
+                SuppressionReason.UNREACHABLE, f"no address for {', '.join(proposal.channels)}"
             )
+        channels = [c for c in reachable if state.has_consent(c)]
+        if not channels:
+            return suppressed(SuppressionReason.NO_CONSENT, f"no consent on {', '.join(reachable)}")
         channel = channels[0]
     else:
         channel = proposal.channels[0]

@@ -1,12 +1,11 @@
 """The five journey stages and the rules that move a customer between them.
 
-| from | to | when |
-|---|---|---|
-| awareness | acquisition | intent or identification: add_to_cart, checkout_started, login, loyalty_scan, app_installed |
-| awareness, acquisition | onboarding | the first purchase (web/app order or store purchase) |
-| onboarding | engagement | a second purchase, or using the app (app_opened, qr_scanned) after the first |
-| engagement | advocacy | five or more purchases and no open service case |
-| advocacy | engagement | a complaint is opened (journeys are not a straight line) |
+- awareness -> acquisition: intent or identification (add_to_cart, checkout_started,
+  login, loyalty_scan, app_installed)
+- awareness, acquisition -> onboarding: the first purchase (web/app order or store purchase)
+- onboarding -> engagement: a second purchase, or using the app (app_opened, qr_scanned)
+- engagement -> advocacy: five or more purchases and no open service case
+- advocacy -> engagement: a complaint is opened (journeys are not a straight line)
 
 A stage never falls below onboarding once the customer has bought.
 """

@@ -78,6 +78,20 @@ class CustomerState:
         """True if the customer may receive marketing on this channel."""
         return channel not in self.opt_outs and self.consent.get(channel, False)
 
+    def is_reachable(self, channel: str) -> bool:
+        """True if a sender can address the customer there (an anonymous visitor has no inbox).
+
+        A ``customer_id`` counts as an address for email and sms: the senders look the
+        contact details up in the CRM by it.
+        """
+        if channel == "email":
+            return "customer_id" in self.identifiers or "email_sha256" in self.identifiers
+        if channel == "sms":
+            return "customer_id" in self.identifiers or "phone_sha256" in self.identifiers
+        if channel == "push":
+            return self.app_installed
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class StageChange:
@@ -111,9 +125,7 @@ def reduce(state: CustomerState, event: Event, limits: Limits) -> Reduction:
     _apply_context(new, event)
     _APPLY.get(event.type, _ignore)(new, event)
     orders_before = state.orders["count"]
-    to_stage = next_stage(
-        Stage(new.stage), event.type, new.orders["count"], len(new.open_cases)
-    )
+    to_stage = next_stage(Stage(new.stage), event.type, new.orders["count"], len(new.open_cases))
     stage_change = None
     if to_stage.value != new.stage:
         stage_change = StageChange(new.stage, to_stage.value)
@@ -182,15 +194,13 @@ def _ignore(state: CustomerState, event: Event) -> None:
 
 
 def _cart_value(items: dict[str, dict[str, Any]]) -> float:
-    return round(sum(item["quantity"] * item["price"] for item in items.values()), 2)
+    return round(sum(float(item["quantity"] * item["price"]) for item in items.values()), 2)
 
 
 def _add_to_cart(state: CustomerState, event: Event) -> None:
     props = event.properties
     items = state.cart["items"]
-    item = items.setdefault(
-        props["product_id"], {"quantity": 0, "price": 0.0, "category": None}
-    )
+    item = items.setdefault(props["product_id"], {"quantity": 0, "price": 0.0, "category": None})
     item["quantity"] += int(props.get("quantity", 1))
     item["price"] = float(props["price"])
     item["category"] = props.get("category", item["category"])

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from stream.core.decide import MARKETING_CAP_PER_DAY, SuppressionReason
 from stream.core.pipeline import step
 from stream.core.state import Limits, new_state
@@ -18,16 +20,27 @@ def run(*events, state=None, now=NOW):
 
 
 def order(order_id="o1", category="shoes", **kw):
-    return build_event("order_completed", properties={"order_id": order_id, "value": 50.0,
-                                                      "category": category}, **kw)
+    return build_event(
+        "order_completed",
+        properties={"order_id": order_id, "value": 50.0, "category": category},
+        **kw,
+    )
 
 
 def test_complaint_creates_a_service_recovery_task_for_the_call_center() -> None:
-    _, [result] = run(build_event("complaint_opened", "call_center",
-                                  {"case_id": "K9", "reason": "late delivery", "severity": "high"}))
+    _, [result] = run(
+        build_event(
+            "complaint_opened",
+            "call_center",
+            {"case_id": "K9", "reason": "late delivery", "severity": "high"},
+        )
+    )
     [action] = result.decision.actions
     assert (action.action, action.channel, action.category.value) == (
-        "service_recovery", "call_center", "service")
+        "service_recovery",
+        "call_center",
+        "service",
+    )
     assert action.payload["case_id"] == "K9"
 
 
@@ -104,3 +117,15 @@ def test_sent_actions_are_recorded_as_contacts() -> None:
 def test_page_views_decide_nothing() -> None:
     _, [result] = run(build_event("page_view", properties={"url": "/"}))
     assert result.decision is None
+
+
+def test_anonymous_visitors_are_not_emailed() -> None:
+    anonymous = replace(
+        build_event(
+            "order_completed", properties={"order_id": "o", "value": 5.0}, customer_key="anon:a1"
+        ),
+        identifiers={"anonymous_id": "a1"},
+    )
+    _, [result] = run(anonymous, state=new_state("anon:a1"))
+    assert result.decision.actions == ()
+    assert result.decision.candidates[0].reason is SuppressionReason.UNREACHABLE

@@ -1,0 +1,107 @@
+"""The ``journey`` command: worker | simulate | topics | watch."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from stream.config import load_settings
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from stream.app import create_app
+    from stream.shell.topics import ensure_topics
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    asyncio.run(ensure_topics(settings))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    journey = create_app(settings)
+    worker = faust.Worker(journey.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from stream.simulate.producer import run_simulation
+
+    settings = load_settings()
+
+    def progress(sent: int, elapsed_s: float) -> None:
+        print(f"simulate: {sent} events sent in {elapsed_s:.0f} s", flush=True)
+
+    stats = asyncio.run(
+        run_simulation(
+            settings.broker,
+            settings.topics.prefix,
+            customers=args.customers,
+            rate=args.rate,
+            seed=args.seed,
+            max_events=args.events,
+            duration_s=args.duration,
+            on_progress=progress,
+        )
+    )
+    print(
+        f"simulate: sent {stats.events_sent} events in {stats.elapsed_s:.1f} s "
+        f"({stats.events_per_s:.0f}/s): {dict(sorted(stats.by_channel.items()))}"
+    )
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from stream.shell.topics import ensure_topics
+
+    settings = load_settings()
+    created = asyncio.run(ensure_topics(settings))
+    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from stream.shell.watch import watch_actions
+
+    settings = load_settings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch_actions(settings, args.metrics_url, args.duration, args.quiet))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (every setting else comes from JOURNEY_* variables)."""
+    parser = argparse.ArgumentParser(
+        prog="journey", description="Journey Stream: real-time customer journeys on Kafka."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("worker", help="run a worker (ingest + per-customer state + decisions)")
+
+    simulate = commands.add_parser("simulate", help="produce simulated multi-channel traffic")
+    simulate.add_argument("--customers", type=int, default=1000)
+    simulate.add_argument(
+        "--rate", type=float, default=100.0, help="events/s (0: as fast as possible)"
+    )
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--events", type=int, default=None, help="stop after this many events")
+    simulate.add_argument("--duration", type=float, default=None, help="stop after seconds")
+
+    commands.add_parser("topics", help="create the contract topics (idempotent)")
+
+    watch = commands.add_parser("watch", help="print actions as they flow, with rates")
+    watch.add_argument("--metrics-url", default=None, help="worker /metrics to read events/s from")
+    watch.add_argument("--duration", type=float, default=None)
+    watch.add_argument("--quiet", action="store_true", help="only the periodic summary")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``journey`` console script."""
+    args = build_parser().parse_args(argv)
+    handlers = {"worker": _worker, "simulate": _simulate, "topics": _topics, "watch": _watch}
+    sys.exit(handlers[args.command](args))

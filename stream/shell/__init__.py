@@ -1,0 +1,1 @@
+"""The Kafka-facing shell: Faust agents, topics, metrics, web views."""

@@ -1,0 +1,36 @@
+"""The one place that touches faust-streaming internals (pinned: faust-streaming==0.15.3).
+
+A Faust table decides which RocksDB partition and which changelog partition a write
+goes to from the "current event" of the stream (a context variable). Inside a
+``take_events`` batch that is the last event buffered, which can belong to another
+partition than the key being written. ``partition_context`` sets the current event to
+one of the partition being processed, so every table read and write in the block lands
+on that partition.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from faust import streams as faust_streams
+from faust.types import EventT
+
+
+@contextmanager
+def partition_context(event: EventT) -> Iterator[None]:
+    """Make ``event`` (and so its partition) Faust's current event inside the block."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def group_by_partition(events: Sequence[EventT]) -> dict[int, list[EventT]]:
+    """Events of a batch grouped by source partition, in offset order within each."""
+    groups: dict[int, list[EventT]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups

@@ -1,0 +1,66 @@
+"""Prometheus metrics of a worker. Label values are bounded (channels, types, reasons)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """Every metric the worker exports, on its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "journey_events_total", "Valid events ingested", ["channel", "type"], registry=r
+        )
+        self.invalid_events = Counter(
+            "journey_events_invalid_total", "Input messages sent to the DLQ", ["reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "journey_events_duplicate_total",
+            "Events dropped as duplicates (same event_id)",
+            registry=r,
+        )
+        self.actions = Counter(
+            "journey_actions_total", "Next-best-actions emitted", ["action", "channel"], registry=r
+        )
+        self.suppressions = Counter(
+            "journey_suppressions_total",
+            "Candidate actions not sent",
+            ["action", "reason"],
+            registry=r,
+        )
+        self.stage_transitions = Counter(
+            "journey_stage_transitions_total",
+            "Journey stage transitions",
+            ["from_stage", "to_stage"],
+            registry=r,
+        )
+        self.event_latency = Histogram(
+            "journey_event_processing_latency_seconds",
+            "From the ingress message's Kafka timestamp to its state update and decision",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_duration = Histogram(
+            "journey_batch_duration_seconds",
+            "Processing time of one micro-batch",
+            ["agent"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "journey_batch_events",
+            "Events per micro-batch",
+            ["agent"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=r,
+        )
+        self.ready = Gauge(
+            "journey_worker_ready",
+            "1 when partitions are assigned and tables recovered",
+            registry=r,
+        )

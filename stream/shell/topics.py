@@ -1,0 +1,43 @@
+"""Create the contract topics idempotently (an existing topic is left as it is)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from stream.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Create every missing topic of the contract; returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15000)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("broker %s not reachable yet, retrying", settings.broker)
+            await asyncio.sleep(1.0)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [*settings.topics.contract, settings.topics.customer_events]
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            new_topics = [
+                NewTopic(name, settings.partitions, settings.replication) for name in missing
+            ]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                await admin.create_topics(new_topics)
+            log.info("created topics: %s", ", ".join(missing))
+        return missing
+    finally:
+        await admin.close()
