@@ -14,8 +14,9 @@ def test_defaults_come_from_the_settings_table() -> None:
 
 
 def test_environment_overrides_defaults() -> None:
-    settings = load_settings({"JOURNEY_TOPIC_PREFIX": "t1.", "JOURNEY_PARTITIONS": "2",
-                              "JOURNEY_BROKER": "a:1,b:2"})
+    settings = load_settings(
+        {"JOURNEY_TOPIC_PREFIX": "t1.", "JOURNEY_PARTITIONS": "2", "JOURNEY_BROKER": "a:1,b:2"}
+    )
     assert settings.topics.dlq == "t1.dlq" and settings.partitions == 2
     assert settings.broker_url == "kafka://a:1;kafka://b:2"
 

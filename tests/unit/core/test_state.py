@@ -49,8 +49,14 @@ def test_cart_adds_removes_and_totals() -> None:
 def test_order_clears_cart_and_counts_revenue() -> None:
     state = apply(
         build_event("add_to_cart", properties={"product_id": "a", "price": 10.0}),
-        build_event("order_completed", properties={"order_id": "o1", "value": 10.0,
-                                                   "items": [{"product_id": "a", "category": "shoes"}]}),
+        build_event(
+            "order_completed",
+            properties={
+                "order_id": "o1",
+                "value": 10.0,
+                "items": [{"product_id": "a", "category": "shoes"}],
+            },
+        ),
         build_event("store_purchase", "store", {"store_id": "s1", "order_id": "o2", "value": 20.0}),
     )
     assert state.cart["items"] == {} and state.cart["value"] == 0
@@ -65,7 +71,9 @@ def test_stage_transitions_are_recorded_with_the_event() -> None:
     result = reduce(state, order, LIMITS)
     assert result.stage_change is not None
     assert (result.stage_change.from_stage, result.stage_change.to_stage) == (
-        "acquisition", "onboarding")
+        "acquisition",
+        "onboarding",
+    )
     assert result.first_order
     assert [(h["from"], h["to"], h["event_id"]) for h in result.state.stage_history] == [
         ("awareness", "acquisition", cart.event_id),
@@ -77,8 +85,10 @@ def test_stage_transitions_are_recorded_with_the_event() -> None:
 def test_unsubscribe_stops_email_for_good() -> None:
     state = apply(build_event("unsubscribed", "email", {}))
     assert not state.has_consent("email")
-    state = apply(build_event("page_view", properties={"url": "/"},
-                              context={"consent": {"email": True}}), state=state)
+    state = apply(
+        build_event("page_view", properties={"url": "/"}, context={"consent": {"email": True}}),
+        state=state,
+    )
     assert state.consent["email"] is True
     assert not state.has_consent("email")
 
@@ -102,8 +112,10 @@ def test_per_channel_engagement_counts_and_last_seen() -> None:
         build_event("app_opened", "app", at_ms=T0 + 5),
         build_event("page_view", properties={"url": "/x"}, at_ms=T0 + 9),
     )
-    assert state.channels == {"web": {"events": 2, "last_seen_ms": T0 + 9},
-                              "app": {"events": 1, "last_seen_ms": T0 + 5}}
+    assert state.channels == {
+        "web": {"events": 2, "last_seen_ms": T0 + 9},
+        "app": {"events": 1, "last_seen_ms": T0 + 5},
+    }
     assert state.app_installed
 
 

@@ -1,0 +1,61 @@
+# Journey Stream: every developer and CI entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/local/kafka.sh
+export JOURNEY_BROKER ?= 127.0.0.1:9092
+
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+$(BIN)/journey: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/journey ## create .venv and install the package with dev tools
+
+kafka-fetch: ## resolve the Kafka jars from Maven Central into .cache/
+	$(KAFKA) fetch
+
+kafka-up: ## start the local KRaft broker on 127.0.0.1:9092 (reuses a running one)
+	$(KAFKA) up
+
+kafka-down: ## stop the local broker by its PID
+	$(KAFKA) down
+
+kafka-status: ## exit 0 if the local broker answers
+	$(KAFKA) status
+
+lint: install ## ruff (lint + format check) and mypy on the pure core
+	$(BIN)/ruff check stream tests deploy/local/demo.py
+	$(BIN)/ruff format --check stream tests deploy/local/demo.py
+	$(BIN)/mypy
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix stream tests deploy/local/demo.py
+	$(BIN)/ruff format stream tests deploy/local/demo.py
+
+test-unit: install ## unit tests only (no broker)
+	$(BIN)/pytest tests/unit -q
+
+test-integration: install ## integration tests against a running broker (make kafka-up)
+	$(BIN)/pytest tests/integration -q
+
+test: install ## install, start Kafka, run the whole suite, stop Kafka
+	$(MAKE) kafka-up
+	set -o pipefail; rc=0; $(BIN)/pytest -q -ra tests || rc=$$?; $(MAKE) kafka-down; exit $$rc
+
+demo: install ## local Kafka + a worker + simulated traffic; actions print live; Ctrl-C stops all
+	$(BIN)/python deploy/local/demo.py
+
+clean: ## remove local state (broker data, worker state); keeps the jar cache and .venv
+	-$(KAFKA) down
+	rm -rf .run

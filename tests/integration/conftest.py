@@ -1,0 +1,250 @@
+"""Integration fixtures: the real local broker, real worker processes, real topics.
+
+The broker is started by the Makefile (`make test` / `make kafka-up`); these tests fail,
+not skip, when it is not there. Every module gets its own topic prefix and app id, so
+modules never see each other's messages or state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from stream.config import Settings, load_settings
+from stream.core.schemas import SchemaCatalog, load_catalog
+
+BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")
+ROOT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """Status and body of a GET (errors included)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class WorkerProcess:
+    """A `journey worker` subprocess with its own web port and state directory."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**self.env, "JOURNEY_WEB_PORT": str(self.port)}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stream", "worker"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = http_get(f"{self.url}/ready")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        pytest.fail(f"worker not ready in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        status, body = http_get(f"{self.url}/customers/{customer_id}")
+        return orjson.loads(body) if status == 200 else None
+
+    def metrics(self) -> str:
+        return http_get(f"{self.url}/metrics")[1].decode()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment: a topic prefix, an app id, settings and helpers."""
+
+    settings: Settings
+    env: dict[str, str]
+    tmp: Path
+    catalog: SchemaCatalog
+
+    def worker(self, name: str = "w1") -> WorkerProcess:
+        env = {**self.env, "JOURNEY_DATA_DIR": str(self.tmp / name)}
+        return WorkerProcess(env, self.tmp / f"{name}.log")
+
+    async def produce(
+        self, channel: str, events: list[dict[str, Any]], key_field: str = "customer_id"
+    ) -> None:
+        """Produce events to one ingress topic, keyed by an identifier, and wait for acks."""
+        producer = AIOKafkaProducer(bootstrap_servers=BROKER, acks="all")
+        await producer.start()
+        try:
+            for event in events:
+                key = event["customer"].get(key_field) or next(iter(event["customer"].values()))
+                await producer.send_and_wait(
+                    self.settings.topics.events(channel), orjson.dumps(event), key=key.encode()
+                )
+        finally:
+            await producer.stop()
+
+    async def produce_raw(self, topic: str, values: list[bytes], key: bytes = b"raw") -> None:
+        """Produce raw bytes (for malformed input)."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=BROKER, acks="all", max_request_size=4_000_000
+        )
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+
+    async def collect(
+        self,
+        topics: list[str],
+        until: Callable[[list[ConsumerRecord]], bool],
+        timeout_s: float = 60.0,
+    ) -> list[ConsumerRecord]:
+        """Read the topics from the start until ``until(records)`` holds or the deadline passes."""
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=BROKER,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for batch in batches.values():
+                    records.extend(batch)
+                if until(records):
+                    return records
+        finally:
+            await consumer.stop()
+        pytest.fail(
+            f"condition not met within {timeout_s} s; got {len(records)} records: "
+            f"{[r.value[:200] for r in records[-5:]]}"
+        )
+
+    async def actions(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """Decoded action messages from every action topic, once ``until`` holds."""
+        records = await self.collect(
+            self.settings.topics.all_actions,
+            lambda rs: until([orjson.loads(r.value) for r in rs]),
+            timeout_s,
+        )
+        return [orjson.loads(r.value) for r in records]
+
+    async def wait_for(
+        self, condition: Callable[[], Any], timeout_s: float = 60.0, what: str = ""
+    ) -> Any:
+        """Poll ``condition`` until it returns a truthy value, or fail at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = await asyncio.to_thread(condition)
+            if value:
+                return value
+            await asyncio.sleep(0.2)
+        pytest.fail(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+
+def _broker_reachable() -> bool:
+    host, port = BROKER.split(",")[0].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def broker() -> str:
+    """The local broker; integration tests fail loudly without it."""
+    if not _broker_reachable():
+        pytest.fail(f"no Kafka broker at {BROKER}: run `make kafka-up` (or `make test`)")
+    return BROKER
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """A fresh topic prefix and app id for one test module."""
+    run_id = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "JOURNEY_BROKER": BROKER,
+        "JOURNEY_APP_ID": f"it-{run_id}",
+        "JOURNEY_TOPIC_PREFIX": f"it{run_id}.",
+        "JOURNEY_PARTITIONS": "2",
+        "JOURNEY_SESSION_TIMEOUT_S": "6",
+        "JOURNEY_BATCH_WITHIN_S": "0.02",
+        "JOURNEY_LOG_LEVEL": "info",
+    }
+    yield Deployment(load_settings(env), env, tmp_path_factory.mktemp(run_id), load_catalog())
+
+
+@pytest.fixture(scope="module")
+async def worker(deployment: Deployment) -> AsyncIterator[WorkerProcess]:
+    """One running worker for the module, stopped by PID at the end."""
+    process = deployment.worker()
+    await asyncio.to_thread(process.start)
+    yield process
+    process.stop()

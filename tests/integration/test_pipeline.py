@@ -1,0 +1,264 @@
+"""End to end on the real broker with a real worker process: events in, state and actions out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+from typing import Any
+
+import orjson
+
+from tests.integration.conftest import ROOT, Deployment, WorkerProcess
+from tests.integration.events import event, order
+
+
+def of(actions: list[dict[str, Any]], customer_id: str) -> list[dict[str, Any]]:
+    return [a for a in actions if a["customer_id"] == customer_id]
+
+
+async def test_events_from_all_five_channels_change_state_and_produce_actions(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100001"
+    who = {"customer_id": cid}
+    # Topics are not ordered with each other: wait for each channel's events to be applied
+    # before the next channel speaks, as a real customer's steps are apart in time.
+    journey = [
+        (
+            "web",
+            [
+                event("web", "page_view", who, {"url": "/shoes"}),
+                event(
+                    "web",
+                    "add_to_cart",
+                    who,
+                    {"product_id": "P1", "price": 89.9, "category": "shoes"},
+                ),
+                order(cid, "O1", "shoes"),
+            ],
+        ),
+        (
+            "app",
+            [
+                event("app", "app_installed", who, {"platform": "ios"}),
+                order(cid, "O2", "outerwear", channel="app"),
+            ],
+        ),
+        (
+            "store",
+            [
+                event(
+                    "store", "loyalty_scan", {**who, "loyalty_id": "L100001"}, {"store_id": "S1"}
+                ),
+                event(
+                    "store",
+                    "store_purchase",
+                    who,
+                    {"store_id": "S1", "order_id": "O3", "value": 40.0, "category": "beauty"},
+                ),
+            ],
+        ),
+        ("email", [event("email", "email_opened", who, {"campaign": "fall"})]),
+        (
+            "call_center",
+            [
+                event(
+                    "call_center",
+                    "complaint_opened",
+                    who,
+                    {"case_id": "K1", "reason": "late delivery", "severity": "high"},
+                ),
+            ],
+        ),
+    ]
+    applied = 0
+    for channel, events in journey:
+        await deployment.produce(channel, events)
+        applied += len(events)
+        state = await deployment.wait_for(
+            lambda n=applied: (s := worker.customer(cid)) and s["event_count"] == n and s,
+            what=f"{applied} events of {cid} applied",
+        )
+
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 4), cid)
+    assert sorted((a["action"], a["channel"]) for a in actions) == [
+        ("app_download_invite", "email"),
+        ("cross_sell", "push"),
+        ("cross_sell", "push"),
+        ("service_recovery", "call_center"),
+    ]
+    for action in actions:
+        assert deployment.catalog.message_error("action", action) is None
+        assert action["policy_version"] and action["decided_at"]
+    by_action = {a["action"]: a for a in actions}
+    assert by_action["service_recovery"]["payload"]["case_id"] == "K1"
+    assert by_action["app_download_invite"]["trigger"]["type"] == "order_completed"
+
+    assert set(state["channels"]) == {"web", "app", "store", "email", "call_center"}
+    assert state["orders"]["count"] == 3 and state["orders"]["revenue"] == 219.8
+    assert state["stage"] == "engagement"
+    assert [(h["from"], h["to"]) for h in state["stage_history"]] == [
+        ("awareness", "acquisition"),
+        ("acquisition", "onboarding"),
+        ("onboarding", "engagement"),
+    ]
+    assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
+    assert state["identifiers"]["loyalty_id"] == "L100001"
+    assert len(state["contacts"]) == 4
+
+    decisions = await deployment.collect(
+        [deployment.settings.topics.decisions],
+        lambda rs: sum(r.key == cid.encode() for r in rs) >= 4,
+    )
+    for record in decisions:
+        assert deployment.catalog.message_error("decision", orjson.loads(record.value)) is None
+
+    metrics = worker.metrics()
+    assert 'journey_events_total{channel="call_center",type="complaint_opened"}' in metrics
+    assert 'journey_actions_total{action="service_recovery",channel="call_center"}' in metrics
+    assert (
+        'journey_stage_transitions_total{from_stage="acquisition",to_stage="onboarding"}' in metrics
+    )
+
+
+async def test_open_complaint_suppresses_marketing_with_a_reason(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100002"
+    await deployment.produce(
+        "call_center",
+        [
+            event(
+                "call_center",
+                "complaint_opened",
+                {"customer_id": cid},
+                {"case_id": "K2", "reason": "rude"},
+            ),
+        ],
+    )
+    await deployment.produce("web", [order(cid, "O21")])
+    records = await deployment.collect(
+        [deployment.settings.topics.decisions],
+        lambda rs: sum(r.key == cid.encode() for r in rs) >= 2,
+    )
+    decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
+    order_decision = next(d for d in decisions if d["trigger"]["type"] == "order_completed")
+    assert order_decision["chosen"] == []
+    assert order_decision["candidates"][0]["reason"] == "open_service_case"
+
+
+async def test_event_from_kafkas_console_producer_is_processed_the_same(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100003"
+    complaint = event(
+        "call_center",
+        "complaint_opened",
+        {"customer_id": cid},
+        {"case_id": "K3", "reason": "broken item"},
+    )
+    line = f"{cid}|{orjson.dumps(complaint).decode()}\n"
+    console = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(ROOT / "deploy/local/kafka.sh"),
+            "run",
+            "org.apache.kafka.tools.ConsoleProducer",
+            "--bootstrap-server",
+            deployment.settings.broker,
+            "--topic",
+            deployment.settings.topics.events("call_center"),
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=|",
+        ],
+        input=line.encode(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert console.returncode == 0, console.stderr.decode()[-2000:]
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 1), cid)
+    assert [(a["action"], a["trigger"]["event_id"]) for a in actions] == [
+        ("service_recovery", complaint["event_id"])
+    ]
+    state = await deployment.wait_for(lambda: worker.customer(cid), what="state of C100003")
+    assert set(state["open_cases"]) == {"K3"}
+
+
+async def test_duplicate_event_ids_change_nothing(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100004"
+    first = order(cid, "O41")
+    await deployment.produce("web", [first, first])
+    await deployment.produce("app", [{**first, "channel": "app"}])  # same id, other topic
+    marker = event("web", "page_view", {"customer_id": cid}, {"url": "/after"})
+    await deployment.produce("web", [marker])
+    state = await deployment.wait_for(
+        lambda: (s := worker.customer(cid)) and marker["event_id"] in s["seen_event_ids"] and s,
+        what="marker event processed",
+    )
+    assert state["orders"]["count"] == 1 and state["event_count"] == 2
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 1), cid)
+    assert len(actions) == 1
+    assert "journey_events_duplicate_total 2.0" in worker.metrics()
+
+
+BAD_INPUTS: dict[str, bytes] = {
+    "invalid_json": b'{"event_id": "x", ',
+    "invalid_utf8": b'{"event_id": "\xff\xfe"}',
+    "not_an_object": b"[1, 2, 3]",
+    "missing_field": orjson.dumps({"event_id": "m1", "type": "page_view", "channel": "web"}),
+    "unknown_event_type": orjson.dumps(event("web", "teleported", {"customer_id": "C9"})),
+    "channel_mismatch": orjson.dumps(event("app", "app_opened", {"customer_id": "C9"})),
+    "missing_identifier": orjson.dumps(event("web", "page_view", {}, {"url": "/"})),
+    "schema_violation": orjson.dumps(
+        event("web", "add_to_cart", {"customer_id": "C9"}, {"product_id": "P", "price": "free"})
+    ),
+    "invalid_timestamp": orjson.dumps(
+        {
+            **event("web", "page_view", {"customer_id": "C9"}, {"url": "/"}),
+            "occurred_at": "2026-11-23T10:00:00",
+        }
+    ),
+    "too_large": orjson.dumps(
+        event("web", "page_view", {"customer_id": "C9"}, {"url": "/", "title": "x" * 70_000})
+    ),
+}
+
+
+async def test_malformed_input_lands_in_the_dlq_with_reasons_and_the_worker_keeps_going(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    web_topic = deployment.settings.topics.events("web")
+    await deployment.produce_raw(web_topic, list(BAD_INPUTS.values()), key=b"bad-key")
+    cid = "C100005"
+    await deployment.produce(
+        "call_center",
+        [
+            event(
+                "call_center",
+                "complaint_opened",
+                {"customer_id": cid},
+                {"case_id": "K5", "reason": "x"},
+            ),
+        ],
+    )
+    records = await deployment.collect(
+        [deployment.settings.topics.dlq], lambda rs: len(rs) >= len(BAD_INPUTS)
+    )
+    dlq = [orjson.loads(r.value) for r in records]
+    assert sorted(d["reason"] for d in dlq) == sorted(BAD_INPUTS)
+    for record, message in zip(records, dlq, strict=True):
+        assert deployment.catalog.message_error("dlq", message) is None
+        assert record.key == b"bad-key"
+        assert base64.b64decode(message["original_b64"]) == BAD_INPUTS[message["reason"]]
+        assert message["source"]["topic"] == web_topic and message["detail"]
+    offsets = sorted(m["source"]["offset"] for m in dlq)
+    assert len(set(offsets)) == len(BAD_INPUTS)
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 1), cid)
+    assert actions[0]["action"] == "service_recovery"
+    assert worker.process is not None and worker.process.poll() is None
+    assert 'journey_events_invalid_total{reason="too_large"} 1.0' in worker.metrics()
