@@ -85,7 +85,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "JOURNEY_BATCH_SIZE": ("500", "events per micro-batch in each agent"),
     "JOURNEY_BATCH_WITHIN_S": ("0.05", "longest wait (s) to fill a micro-batch"),
     "JOURNEY_SESSION_TIMEOUT_S": ("30", "consumer session timeout (s); short in tests"),
-    "JOURNEY_POLICY_VERSION": ("v0-builtin", "policy version stamped on actions until policies land"),
+    "JOURNEY_POLICY_VERSION": (
+        "v0-builtin",
+        "policy version stamped on actions until policies land",
+    ),
 }
 
 
