@@ -11,6 +11,7 @@ DEMO_WEB_PORT (worker web port, default 6066).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,17 +19,25 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from subprocess import Popen
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = ROOT / "deploy" / "local" / "kafka.sh"
 BIN = Path(sys.executable).parent
 
 
+def say(*parts: object, **kwargs: object) -> None:
+    """print, but a closed terminal or pipe must never stop the clean-up."""
+    with contextlib.suppress(OSError):
+        print(*parts, **kwargs)  # type: ignore[call-overload]
+
+
 def kafka_running() -> bool:
     return subprocess.run([KAFKA, "status"], capture_output=True).returncode == 0
 
 
-def wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+def wait_ready(url: str, worker: Popen[bytes], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -43,10 +52,17 @@ def wait_ready(url: str, worker: subprocess.Popen[bytes], timeout_s: float = 120
     raise SystemExit(f"worker not ready after {timeout_s:.0f} s: see .run/demo/worker.log")
 
 
-def stop(process: subprocess.Popen[bytes] | None, name: str) -> None:
+def spawn(args: list[Path | str], env: dict[str, str], log: IO[bytes] | None) -> Popen[bytes]:
+    """Start a child in its own session, so that Ctrl-C reaches only this script, which
+    then stops the children in order, by PID."""
+    stderr = subprocess.STDOUT if log is not None else None
+    return subprocess.Popen(args, env=env, stdout=log, stderr=stderr, start_new_session=True)
+
+
+def stop(process: Popen[bytes] | None, name: str) -> None:
     if process is None or process.poll() is not None:
         return
-    print(f"demo: stopping {name} (pid {process.pid})", flush=True)
+    say(f"demo: stopping {name} (pid {process.pid})", flush=True)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
@@ -74,14 +90,12 @@ def main() -> int:
     started_kafka = not kafka_running()
     if started_kafka:
         subprocess.run([KAFKA, "up"], check=True)
-    worker = simulator = None
+    worker = simulator = watcher = None
     try:
         subprocess.run([BIN / "journey", "topics"], env=env, check=True)
         with open(run_dir / "worker.log", "wb") as worker_log:
-            worker = subprocess.Popen(
-                [BIN / "journey", "worker"], env=env, stdout=worker_log, stderr=subprocess.STDOUT
-            )
-        print(
+            worker = spawn([BIN / "journey", "worker"], env, worker_log)
+        say(
             f"demo: worker pid {worker.pid}, log .run/demo/worker.log, "
             f"metrics http://127.0.0.1:{port}/metrics",
             flush=True,
@@ -91,13 +105,8 @@ def main() -> int:
         if duration:
             sim_args += ["--duration", duration]
         with open(run_dir / "simulate.log", "wb") as sim_log:
-            simulator = subprocess.Popen(
-                [BIN / "journey", "simulate", *sim_args],
-                env=env,
-                stdout=sim_log,
-                stderr=subprocess.STDOUT,
-            )
-        print(
+            simulator = spawn([BIN / "journey", "simulate", *sim_args], env, sim_log)
+        say(
             f"demo: simulator pid {simulator.pid} at {rate} events/s for {customers} customers, "
             f"seed {seed}; "
             "actions follow (Ctrl-C stops everything)",
@@ -106,10 +115,12 @@ def main() -> int:
         watch_args = ["--metrics-url", f"http://127.0.0.1:{port}/metrics"]
         if duration:
             watch_args += ["--duration", duration]
-        subprocess.run([BIN / "journey", "watch", *watch_args], env=env)
+        watcher = spawn([BIN / "journey", "watch", *watch_args], env, None)
+        watcher.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        stop(watcher, "watch")
         stop(simulator, "simulator")
         stop(worker, "worker")
         if started_kafka:

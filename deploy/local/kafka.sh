@@ -71,7 +71,8 @@ up() {
     java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" >/dev/null
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (log: $KAFKA_RUN_DIR/logs/server.out)"
-  nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
+  # setsid: a Ctrl-C meant for the caller (make demo) must not reach the broker.
+  setsid nohup java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Dlog4j2.configurationFile="$HERE/log4j2.properties" \
     -Dkafka.logs.dir="$KAFKA_RUN_DIR/logs" -cp "$LIBS/*" kafka.Kafka "$CONFIG" \
     > "$KAFKA_RUN_DIR/logs/server.out" 2>&1 &
   echo $! > "$PID_FILE"
