@@ -8,7 +8,9 @@ Agents are thin: read a micro-batch, call the core, write what the core returned
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.config import Settings
-from stream.core.decide import Decision
+from stream.core.decide import Decision, Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
 from stream.core.pipeline import step
@@ -27,6 +29,7 @@ from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.shell.faust_compat import group_by_partition, partition_context
 from stream.shell.metrics import Metrics
+from stream.shell.policy_source import PolicySource
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class JourneyApp:
     catalog: SchemaCatalog
     metrics: Metrics
     customers: Any  # faust Table[bytes, bytes]
+    policy: PolicySource
 
     def is_ready(self) -> bool:
         """True when partitions are assigned, no rebalance runs and tables are recovered."""
@@ -90,10 +94,15 @@ def create_faust_app(settings: Settings) -> faust.App:
 
 
 def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> JourneyApp:
-    """The worker: topics, the customer table, the ingest and process agents, web views."""
-    app = create_faust_app(settings)
+    """The worker: topics, the customer table, the ingest and process agents, web views.
+
+    Raises PolicyError if the policy file is invalid: a worker never starts without one.
+    """
     catalog = catalog or load_catalog()
+    policy_source = PolicySource(settings.policy_file, catalog)
+    app = create_faust_app(settings)
     metrics = Metrics()
+    metrics.set_policy(policy_source.current.version)
     topics = settings.topics
     limits = Limits(settings.dedupe_window, settings.recent_events)
     decode_options = DecodeOptions(
@@ -109,7 +118,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         key_type=bytes,
         value_type=bytes,
     )
-    journey = JourneyApp(app, settings, catalog, metrics, customers)
+    journey = JourneyApp(app, settings, catalog, metrics, customers, policy_source)
 
     async def send(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await app.producer.send(topic, key, orjson.dumps(value), None, None, None)
@@ -159,7 +168,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await send(topics.actions(action.channel), key, action.to_message())
         await send(topics.decisions, key, decision.to_message())
 
-    async def process_partition(events: list[EventT], decided_at_ms: int) -> None:
+    async def process_partition(events: list[EventT], decided_at_ms: int, policy: Policy) -> None:
         states: dict[bytes, CustomerState | None] = {}
         dirty: set[bytes] = set()
         for item in events:
@@ -172,7 +181,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                     states[key] = (
                         None if stored is None else CustomerState.from_dict(orjson.loads(stored))
                     )
-                result = step(states[key], event, decided_at_ms, limits, settings.policy_version)
+                result = step(states[key], event, decided_at_ms, limits, policy)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
                 await dead_letter(item, processing_error(exc), decided_at_ms)
@@ -201,11 +210,26 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
             started = time.perf_counter()
             decided_at_ms = now_ms()
+            policy = policy_source.current  # one policy per batch, even across a reload
             for events in group_by_partition(batch).values():
                 with partition_context(events[0]):
-                    await process_partition(events, decided_at_ms)
+                    await process_partition(events, decided_at_ms, policy)
             metrics.batch_size.labels("process").observe(len(batch))
             metrics.batch_duration.labels("process").observe(time.perf_counter() - started)
+
+    def reload_policy(changed_only: bool) -> None:
+        reloaded = policy_source.reload_if_changed() if changed_only else policy_source.reload()
+        if reloaded:
+            metrics.set_policy(policy_source.current.version)
+        metrics.policy_reload_failures.set(policy_source.failed_reloads)
+
+    @app.timer(settings.policy_poll_s)
+    async def watch_policy_file() -> None:
+        reload_policy(changed_only=True)
+
+    @app.task
+    async def reload_policy_on_sighup() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_policy, False)
 
     _add_web_views(journey)
     return journey

@@ -1,4 +1,4 @@
-"""The ``journey`` command: worker | simulate | topics | watch."""
+"""The ``journey`` command: worker | simulate | topics | watch | policy check."""
 
 from __future__ import annotations
 
@@ -16,13 +16,18 @@ def _worker(args: argparse.Namespace) -> int:
     import faust
 
     from stream.app import create_app
+    from stream.core.decide import PolicyError
     from stream.shell.topics import ensure_topics
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper())
+    try:
+        journey = create_app(settings)
+    except PolicyError as exc:
+        print(f"journey worker: refusing to start, the policy is invalid:\n{exc}", file=sys.stderr)
+        return 2
     asyncio.run(ensure_topics(settings))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    journey = create_app(settings)
     worker = faust.Worker(journey.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -53,6 +58,25 @@ def _simulate(args: argparse.Namespace) -> int:
         f"({stats.events_per_s:.0f}/s): {dict(sorted(stats.by_channel.items()))}"
     )
     return 0
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stream.core.decide import PolicyError, load_policy_file
+    from stream.core.schemas import load_catalog
+
+    catalog = load_catalog()
+    failed = 0
+    for name in args.files:
+        try:
+            policy = load_policy_file(Path(name), catalog)
+        except PolicyError as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+            continue
+        print(f"{name}: OK, {policy.version}, {len(policy.actions)} actions")
+    return 1 if failed else 0
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -93,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("topics", help="create the contract topics (idempotent)")
 
+    policy = commands.add_parser("policy", help="work with decision policies")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_commands.add_parser("check", help="validate policy files (exit 1 if any is bad)")
+    check.add_argument("files", nargs="+", metavar="FILE")
+
     watch = commands.add_parser("watch", help="print actions as they flow, with rates")
     watch.add_argument("--metrics-url", default=None, help="worker /metrics to read events/s from")
     watch.add_argument("--duration", type=float, default=None)
@@ -103,5 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``journey`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"worker": _worker, "simulate": _simulate, "topics": _topics, "watch": _watch}
+    handlers = {
+        "worker": _worker,
+        "simulate": _simulate,
+        "topics": _topics,
+        "watch": _watch,
+        "policy": _policy_check,
+    }
     sys.exit(handlers[args.command](args))

@@ -85,10 +85,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "JOURNEY_BATCH_SIZE": ("500", "events per micro-batch in each agent"),
     "JOURNEY_BATCH_WITHIN_S": ("0.05", "longest wait (s) to fill a micro-batch"),
     "JOURNEY_SESSION_TIMEOUT_S": ("30", "consumer session timeout (s); short in tests"),
-    "JOURNEY_POLICY_VERSION": (
-        "v0-builtin",
-        "policy version stamped on actions until policies land",
+    "JOURNEY_POLICY_FILE": (
+        "policies/default.yaml",
+        "decision policy (YAML); reloaded on SIGHUP or change",
     ),
+    "JOURNEY_POLICY_POLL_S": ("2", "how often (s) the worker checks the policy file for changes"),
 }
 
 
@@ -118,7 +119,8 @@ class Settings:
     batch_size: int
     batch_within_s: float
     session_timeout_s: float
-    policy_version: str
+    policy_file: Path
+    policy_poll_s: float
 
     @property
     def broker_url(self) -> str:
@@ -152,5 +154,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         batch_size=int(get("JOURNEY_BATCH_SIZE")),
         batch_within_s=float(get("JOURNEY_BATCH_WITHIN_S")),
         session_timeout_s=float(get("JOURNEY_SESSION_TIMEOUT_S")),
-        policy_version=get("JOURNEY_POLICY_VERSION"),
+        policy_file=Path(get("JOURNEY_POLICY_FILE")),
+        policy_poll_s=float(get("JOURNEY_POLICY_POLL_S")),
     )

@@ -6,8 +6,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from stream.core.decide import format_ms
 from stream.core.events import Rejection
+from stream.core.timestamps import format_ms
 
 
 @dataclass(frozen=True, slots=True)

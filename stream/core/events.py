@@ -7,7 +7,6 @@ its own ``DlqReason``; the DLQ records, metrics labels and tests use the same va
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 
 from stream.core.identity import IdentifierError, resolve_identity
 from stream.core.schemas import SchemaCatalog
+from stream.core.timestamps import parse_timestamp_ms
 
 ENVELOPE_FIELDS: tuple[str, ...] = ("event_id", "type", "channel", "occurred_at", "customer")
 IDENTIFIER_FIELDS: frozenset[str] = frozenset(
@@ -97,14 +97,6 @@ class DecodeOptions:
     max_event_bytes: int
     hash_salt: str
     default_region: str
-
-
-def parse_timestamp_ms(text: str) -> int:
-    """Epoch milliseconds of an RFC 3339 timestamp with an offset; raises ValueError."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("timestamp has no UTC offset")
-    return int(moment.timestamp() * 1000)
 
 
 def _parse_json(raw: bytes) -> Any | Rejection:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.core.decide import Decision, decide
+from stream.core.decide import Decision, Policy, decide_event
 from stream.core.events import Event
 from stream.core.state import CustomerState, Limits, StageChange, new_state, record_contacts, reduce
 
@@ -23,18 +23,15 @@ class StepResult:
 
 
 def step(
-    state: CustomerState | None, event: Event, now_ms: int, limits: Limits, policy_version: str
+    state: CustomerState | None, event: Event, now_ms: int, limits: Limits, policy: Policy
 ) -> StepResult:
-    """Reduce the event into the state, decide, and record sent actions as contacts."""
+    """Reduce the event into the state, decide on the new state, record sent actions."""
     current = state if state is not None else new_state(event.customer_key)
     reduction = reduce(current, event, limits)
-    decision = decide(reduction, event, now_ms, policy_version)
+    if reduction.duplicate:
+        return StepResult(current, True, None, None)
+    decision = decide_event(reduction.state, event, policy, now_ms)
     updated = reduction.state
     if decision is not None and decision.actions:
         updated = record_contacts(updated, [action.to_contact() for action in decision.actions])
-    return StepResult(
-        state=updated,
-        duplicate=reduction.duplicate,
-        stage_change=reduction.stage_change,
-        decision=decision,
-    )
+    return StepResult(updated, False, reduction.stage_change, decision)

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema_rs
 import orjson
 
-MESSAGE_SCHEMAS: tuple[str, ...] = ("action", "outcome", "decision", "dlq")
+MESSAGE_SCHEMAS: tuple[str, ...] = ("action", "outcome", "decision", "dlq", "policy")
 
 
 def default_schema_dir() -> Path:

@@ -15,6 +15,12 @@ from stream.core.stages import PURCHASE_EVENTS, Stage, next_stage
 STAGE_HISTORY_LIMIT = 20
 CONTACT_HISTORY_LIMIT = 50
 CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+# Inbound events that show the customer responding on an outbound channel.
+RESPONSE_CHANNEL: dict[str, str] = {
+    "email_opened": "email",
+    "email_clicked": "email",
+    "push_opened": "push",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,9 @@ class CustomerState:
     app_installed: bool = False
     open_cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     contacts: list[dict[str, Any]] = field(default_factory=list)
+    sent_counts: dict[str, int] = field(default_factory=dict)
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    responses: dict[str, int] = field(default_factory=dict)
     recent_events: list[dict[str, Any]] = field(default_factory=list)
     seen_event_ids: list[str] = field(default_factory=list)
 
@@ -75,8 +84,31 @@ class CustomerState:
         return CustomerState.from_dict(self.to_dict())
 
     def has_consent(self, channel: str) -> bool:
-        """True if the customer may receive marketing on this channel."""
+        """True if the customer may receive marketing on this channel.
+
+        Email, sms and push need an explicit grant; on-site, store and call-center
+        contact only needs the absence of an opt-out.
+        """
+        if channel not in CONSENT_CHANNELS:
+            return channel not in self.opt_outs
         return channel not in self.opt_outs and self.consent.get(channel, False)
+
+    def may_contact(self, channel: str, category: str) -> bool:
+        """Consent for marketing; for service and transactional only a working address.
+
+        An unsubscribe stops marketing email for good; a hard bounce stops all email.
+        """
+        if category == "marketing":
+            return self.has_consent(channel)
+        return self.opt_outs.get(channel) != "hard_bounce"
+
+    def response_rate(self, channel: str) -> float:
+        """Smoothed response rate on an outbound channel: responses / (sent + 2).
+
+        Zero until the customer responds there, so without any response the policy's
+        preferred channel order decides; one unanswered message does not demote a channel.
+        """
+        return self.responses.get(channel, 0) / (self.sent_by_channel.get(channel, 0) + 2)
 
     def is_reachable(self, channel: str) -> bool:
         """True if a sender can address the customer there (an anonymous visitor has no inbox).
@@ -151,6 +183,10 @@ def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Cus
     new = state.copy()
     new.contacts.extend(contacts)
     del new.contacts[:-CONTACT_HISTORY_LIMIT]
+    for contact in contacts:
+        new.sent_counts[contact["action"]] = new.sent_counts.get(contact["action"], 0) + 1
+        channel = contact["channel"]
+        new.sent_by_channel[channel] = new.sent_by_channel.get(channel, 0) + 1
     return new
 
 
@@ -172,6 +208,9 @@ def _remember(state: CustomerState, event: Event, limits: Limits) -> None:
     )
     del state.recent_events[: -limits.recent_events]
     state.identifiers.update(event.identifiers)
+    responded_on = RESPONSE_CHANNEL.get(event.type)
+    if responded_on is not None:
+        state.responses[responded_on] = state.responses.get(responded_on, 0) + 1
     seen = state.channels.setdefault(event.channel, {"events": 0, "last_seen_ms": 0})
     seen["events"] += 1
     seen["last_seen_ms"] = max(seen["last_seen_ms"], event.occurred_at_ms)

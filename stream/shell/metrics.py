@@ -59,8 +59,21 @@ class Metrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
             registry=r,
         )
+        self.policy = Gauge(
+            "journey_policy_info", "1 for the policy version in force", ["version"], registry=r
+        )
+        self.policy_reload_failures = Gauge(
+            "journey_policy_reload_failures",
+            "Policy reloads refused since start (last good kept)",
+            registry=r,
+        )
         self.ready = Gauge(
             "journey_worker_ready",
             "1 when partitions are assigned and tables recovered",
             registry=r,
         )
+
+    def set_policy(self, version: str) -> None:
+        """Mark ``version`` as the policy in force (and no other)."""
+        self.policy.clear()
+        self.policy.labels(version).set(1)

@@ -81,11 +81,14 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
             what=f"{applied} events of {cid} applied",
         )
 
-    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 4), cid)
-    assert sorted((a["action"], a["channel"]) for a in actions) == [
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 5), cid)
+    assert [(a["action"], a["channel"]) for a in actions if a["channel"] == "web"] == [
+        ("welcome_content", "web"),
+        ("loyalty_signup_nudge", "web"),
+    ]
+    assert sorted((a["action"], a["channel"]) for a in actions if a["channel"] != "web") == [
         ("app_download_invite", "email"),
-        ("cross_sell", "push"),
-        ("cross_sell", "push"),
+        ("getting_started_series", "push"),
         ("service_recovery", "call_center"),
     ]
     for action in actions:
@@ -105,14 +108,20 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     ]
     assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
     assert state["identifiers"]["loyalty_id"] == "L100001"
-    assert len(state["contacts"]) == 4
+    assert len(state["contacts"]) == 5
 
-    decisions = await deployment.collect(
+    records = await deployment.collect(
         [deployment.settings.topics.decisions],
-        lambda rs: sum(r.key == cid.encode() for r in rs) >= 4,
+        lambda rs: sum(r.key == cid.encode() for r in rs) >= 7,
     )
-    for record in decisions:
-        assert deployment.catalog.message_error("decision", orjson.loads(record.value)) is None
+    decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
+    for decision in decisions:
+        assert deployment.catalog.message_error("decision", decision) is None
+    # The repeat purchases were decided, and capped: two marketing messages a day at most.
+    repeat = next(d for d in decisions if d["trigger"]["event_id"] == journey[1][1][1]["event_id"])
+    assert repeat["chosen"] == [] and repeat["chosen_channel"] is None
+    look = next(c for c in repeat["candidates"] if c["action"] == "complete_the_look")
+    assert look["reason"] == "contact_cap" and look["scores"]["priority"] > 0
 
     metrics = worker.metrics()
     assert 'journey_events_total{channel="call_center",type="complaint_opened"}' in metrics
@@ -145,7 +154,8 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
     order_decision = next(d for d in decisions if d["trigger"]["type"] == "order_completed")
     assert order_decision["chosen"] == []
-    assert order_decision["candidates"][0]["reason"] == "open_service_case"
+    reasons = {c["action"]: c["reason"] for c in order_decision["candidates"]}
+    assert reasons["app_download_invite"] == "open_service_case"
 
 
 async def test_event_from_kafkas_console_producer_is_processed_the_same(

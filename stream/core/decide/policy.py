@@ -1,0 +1,348 @@
+"""Policy-as-code: load a YAML policy, check it completely, compile its CEL once.
+
+A policy that fails any check is refused as a whole with every problem listed as
+``file:line: path: message``; the worker keeps the last good one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import cel
+import yaml
+
+from stream.core.decide.yaml_source import YamlDocument, load_yaml
+from stream.core.schemas import SchemaCatalog
+
+# The names a condition can read (documented in the README, "Policy format").
+CEL_VARIABLES: frozenset[str] = frozenset(
+    {"customer", "event", "now_ms", "local_hour", "constants"}
+)
+DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+DEFAULT_PROPENSITY = 0.05
+DEFAULT_VALIDITY_MS = 7 * DURATION_MS["d"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a policy file."""
+
+    source: str
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.path or '(root)'}: {self.message}"
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used, with every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A compiled CEL expression and where it came from."""
+
+    source: str
+    path: str
+    program: Any  # cel.Program
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """What makes an action a candidate: an event type or a timer, and an optional condition."""
+
+    event: str | None
+    timer: str | None
+    when: Condition | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action of the catalogue."""
+
+    id: str
+    order: int
+    category: str
+    channels: tuple[str, ...]
+    value: float
+    lever: float
+    propensity: float
+    validity_ms: int
+    triggers: tuple[Trigger, ...]
+    description: str = ""
+    reason: str = ""
+    content: str | None = None
+    cooldown_ms: int | None = None
+    max_per_customer: int | None = None
+    context_weight: Condition | None = None
+    eligibility: Condition | None = None
+    applicability: Condition | None = None
+    suitability: Condition | None = None
+    payload: tuple[tuple[str, Condition], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``max`` contacts matching the channels/categories within any ``window_ms``."""
+
+    name: str
+    max: int
+    window_ms: int
+    channels: frozenset[str] | None
+    categories: frozenset[str] | None
+
+    def counts(self, channel: str, category: str) -> bool:
+        """True if a contact on this channel and of this category counts against the cap."""
+        return (self.channels is None or channel in self.channels) and (
+            self.categories is None or category in self.categories
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """Local clock window (minutes after midnight) in which messages are held, not sent."""
+
+    start_minute: int
+    end_minute: int
+    channels: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPolicy:
+    """Caps, quiet hours and the categories exempt from both."""
+
+    default_timezone: str = "UTC"
+    exempt_categories: frozenset[str] = frozenset({"service", "transactional"})
+    quiet_hours: QuietHours | None = None
+    caps: tuple[Cap, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded, checked policy. ``version`` is ``name@<content hash>``."""
+
+    name: str
+    version: str
+    actions: tuple[ActionSpec, ...]
+    contact: ContactPolicy
+    max_actions: int = 1
+    one_per_channel: bool = False
+    constants: dict[str, Any] = field(default_factory=dict)
+    by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
+    by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
+
+
+def parse_duration_ms(text: str) -> int:
+    """Milliseconds of a duration like ``30m``, ``24h`` or ``7d``."""
+    return int(text[:-1]) * DURATION_MS[text[-1]]
+
+
+def _clock_minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    return "/".join(str(part) for part in path)
+
+
+class _Checker:
+    """Collects problems while building the policy, so one run reports them all."""
+
+    def __init__(self, source: str, document: YamlDocument) -> None:
+        self.source = source
+        self.document = document
+        self.problems: list[Problem] = []
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(
+            Problem(self.source, _path_text(path), self.document.line_of(path), message)
+        )
+
+    def condition(
+        self, data: dict[str, Any], key: str, path: tuple[str | int, ...]
+    ) -> Condition | None:
+        text = data.get(key)
+        if text is None:
+            return None
+        full = (*path, key)
+        try:
+            program = cel.compile(text)
+        except ValueError as exc:
+            message = str(exc).replace("\n", " ")
+            self.problem(full, f"CEL does not compile: {message}")
+            return None
+        unknown = sorted(set(program.variables()) - CEL_VARIABLES)
+        if unknown:
+            self.problem(
+                full,
+                f"CEL reads unknown variable(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(CEL_VARIABLES))}",
+            )
+            return None
+        return Condition(text, _path_text(full), program)
+
+
+def _action(
+    checker: _Checker,
+    data: dict[str, Any],
+    index: int,
+    prior: float,
+    event_types: frozenset[str] | None,
+) -> ActionSpec:
+    path: tuple[str | int, ...] = ("actions", index)
+    triggers = []
+    for t_index, trigger in enumerate(data["triggers"]):
+        t_path = (*path, "triggers", t_index)
+        event = trigger.get("event")
+        if event is not None and event_types is not None and event not in event_types:
+            checker.problem((*t_path, "event"), f"unknown event type {event!r}")
+        triggers.append(
+            Trigger(event, trigger.get("timer"), checker.condition(trigger, "when", t_path))
+        )
+    payload = []
+    for name in data.get("payload", {}):
+        condition = checker.condition(data["payload"], name, (*path, "payload"))
+        if condition is not None:
+            payload.append((name, condition))
+    return ActionSpec(
+        id=data["id"],
+        order=index,
+        category=data["category"],
+        channels=tuple(data["channels"]),
+        value=float(data.get("value", 1.0)),
+        lever=float(data.get("lever", 1.0)),
+        propensity=float(data.get("propensity", prior)),
+        validity_ms=parse_duration_ms(data["validity"])
+        if "validity" in data
+        else DEFAULT_VALIDITY_MS,
+        triggers=tuple(triggers),
+        description=data.get("description", ""),
+        reason=data.get("reason", ""),
+        content=data.get("content"),
+        cooldown_ms=parse_duration_ms(data["cooldown"]) if "cooldown" in data else None,
+        max_per_customer=data.get("max_per_customer"),
+        context_weight=checker.condition(data, "context_weight", path),
+        eligibility=checker.condition(data, "eligibility", path),
+        applicability=checker.condition(data, "applicability", path),
+        suitability=checker.condition(data, "suitability", path),
+        payload=tuple(payload),
+    )
+
+
+def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
+    timezone = data.get("default_timezone", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        checker.problem(("contact_policy", "default_timezone"), f"unknown time zone {timezone!r}")
+    quiet = data.get("quiet_hours")
+    quiet_hours = None
+    if quiet is not None:
+        quiet_hours = QuietHours(
+            _clock_minutes(quiet["start"]),
+            _clock_minutes(quiet["end"]),
+            frozenset(quiet.get("channels", ["email", "sms", "push"])),
+        )
+        if quiet_hours.start_minute == quiet_hours.end_minute:
+            checker.problem(("contact_policy", "quiet_hours"), "start and end are equal")
+    caps: list[Cap] = []
+    for index, cap in enumerate(data.get("caps", [])):
+        if cap["name"] in {c.name for c in caps}:
+            checker.problem(
+                ("contact_policy", "caps", index, "name"), f"duplicate cap {cap['name']!r}"
+            )
+        caps.append(
+            Cap(
+                cap["name"],
+                cap["max"],
+                parse_duration_ms(cap["window"]),
+                frozenset(cap["channels"]) if "channels" in cap else None,
+                frozenset(cap["categories"]) if "categories" in cap else None,
+            )
+        )
+    return ContactPolicy(
+        default_timezone=timezone,
+        exempt_categories=frozenset(data.get("exempt_categories", ["service", "transactional"])),
+        quiet_hours=quiet_hours,
+        caps=tuple(caps),
+    )
+
+
+def _index(
+    actions: Iterable[ActionSpec], kind: str
+) -> dict[str, tuple[tuple[ActionSpec, Trigger], ...]]:
+    index: dict[str, list[tuple[ActionSpec, Trigger]]] = {}
+    for action in actions:
+        for trigger in action.triggers:
+            name = trigger.event if kind == "event" else trigger.timer
+            if name is not None:
+                index.setdefault(name, []).append((action, trigger))
+    return {name: tuple(entries) for name, entries in index.items()}
+
+
+def load_policy(
+    text: str,
+    catalog: SchemaCatalog,
+    source: str = "<policy>",
+) -> Policy:
+    """Check and compile a policy; raises PolicyError listing every problem."""
+    try:
+        document = load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PolicyError([Problem(source, "", line, f"YAML syntax: {exc}")]) from None
+    checker = _Checker(source, document)
+    data = document.data
+    for error in catalog.message_validators["policy"].iter_errors(data):
+        checker.problem(tuple(error.instance_path), error.message)
+    if checker.problems:
+        raise PolicyError(checker.problems)
+
+    event_types = frozenset().union(*catalog.event_types.values())
+    prior = float(data.get("propensity_prior", DEFAULT_PROPENSITY))
+    actions = []
+    seen: set[str] = set()
+    for index, action_data in enumerate(data["actions"]):
+        if action_data["id"] in seen:
+            checker.problem(("actions", index, "id"), f"duplicate action id {action_data['id']!r}")
+        seen.add(action_data["id"])
+        actions.append(_action(checker, action_data, index, prior, event_types))
+    contact = _contact_policy(checker, data.get("contact_policy", {}))
+    if checker.problems:
+        raise PolicyError(checker.problems)
+    arbitration = data.get("arbitration", {})
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Policy(
+        name=data["name"],
+        version=f"{data['name']}@{digest}",
+        actions=tuple(actions),
+        contact=contact,
+        max_actions=arbitration.get("max_actions", 1),
+        one_per_channel=arbitration.get("one_per_channel", False),
+        constants=data.get("constants", {}),
+        by_event=_index(actions, "event"),
+        by_timer=_index(actions, "timer"),
+    )
+
+
+def load_policy_file(path: Path, catalog: SchemaCatalog) -> Policy:
+    """Read and load a policy file; an unreadable file is a PolicyError too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(path), "", None, f"cannot read: {exc}")]) from None
+    return load_policy(text, catalog, str(path))

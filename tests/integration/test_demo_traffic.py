@@ -1,0 +1,54 @@
+"""The demo's simulated traffic through a real worker: actions on the right topics, explained."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+
+from stream.core.decide import Reason
+from stream.shell.watch import events_total
+from stream.simulate.producer import run_simulation
+from tests.integration.conftest import BROKER, Deployment, WorkerProcess
+
+EVENTS = 3000
+
+
+async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_records(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    stats = await run_simulation(
+        BROKER, deployment.settings.topics.prefix, customers=300, rate=0, seed=11, max_events=EVENTS
+    )
+    assert stats.events_sent == EVENTS
+    await deployment.wait_for(
+        lambda: events_total(f"{worker.url}/metrics") == EVENTS,
+        timeout_s=120,
+        what=f"{EVENTS} events ingested",
+    )
+    topics = deployment.settings.topics
+    decision_records = await deployment.collect(
+        [topics.decisions], lambda rs: len(rs) >= 200, timeout_s=120
+    )
+    decisions = [orjson.loads(r.value) for r in decision_records]
+    action_records = await deployment.collect(topics.all_actions, lambda rs: len(rs) >= 50)
+
+    for record in action_records:
+        action = orjson.loads(record.value)
+        assert record.topic == topics.actions(action["channel"])
+        assert record.key == action["customer_id"].encode()
+        assert deployment.catalog.message_error("action", action) is None
+    channels = Counter(orjson.loads(r.value)["channel"] for r in action_records)
+    assert {"email", "web", "call_center"} <= set(channels), channels
+
+    known_reasons = {reason.value for reason in Reason}
+    suppressed = Counter()
+    for decision in decisions:
+        assert deployment.catalog.message_error("decision", decision) is None
+        for candidate in decision["candidates"]:
+            assert candidate["reason"] in known_reasons
+            if candidate["outcome"] == "suppressed":
+                suppressed[candidate["reason"]] += 1
+    assert any(d["chosen"] == [] for d in decisions), "no fully suppressed decision"
+    assert {"not_eligible", "not_applicable"} <= set(suppressed), suppressed
+    assert "dlq" not in worker.metrics() or "journey_events_invalid_total{" not in worker.metrics()
