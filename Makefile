@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -35,13 +35,13 @@ kafka-status: ## exit 0 if the local broker answers
 	$(KAFKA) status
 
 lint: install ## ruff (lint + format check) and mypy on the pure core
-	$(BIN)/ruff check stream tests deploy/local/demo.py
-	$(BIN)/ruff format --check stream tests deploy/local/demo.py
+	$(BIN)/ruff check stream tests bench deploy/local/demo.py
+	$(BIN)/ruff format --check stream tests bench deploy/local/demo.py
 	$(BIN)/mypy
 
 format: install ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix stream tests deploy/local/demo.py
-	$(BIN)/ruff format stream tests deploy/local/demo.py
+	$(BIN)/ruff check --fix stream tests bench deploy/local/demo.py
+	$(BIN)/ruff format stream tests bench deploy/local/demo.py
 
 test-unit: install ## unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q
@@ -55,6 +55,9 @@ test: install ## install, start Kafka, run the whole suite, stop Kafka
 
 demo: install ## local Kafka + a worker + simulated traffic; actions print live; Ctrl-C stops all
 	$(BIN)/python deploy/local/demo.py
+
+bench-decide: install ## time the decision step (default and 200-action policies)
+	$(BIN)/python bench/decide.py
 
 clean: ## remove local state (broker data, worker state); keeps the jar cache and .venv
 	-$(KAFKA) down

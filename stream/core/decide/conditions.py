@@ -13,6 +13,8 @@ CEL is strict about numbers: ``customer.orders.revenue`` is a double (compare wi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,47 +29,109 @@ class ConditionError(Exception):
     """A condition failed at run time (missing field, wrong type, non-boolean result)."""
 
 
+# Each field of the ``customer`` variable and how to read it from the state.
+CUSTOMER_FIELDS: dict[str, Callable[[CustomerState], Any]] = {
+    "id": lambda s: s.customer_key,
+    "stage": lambda s: s.stage,
+    "stage_since_ms": lambda s: s.stage_since_ms,
+    "created_at_ms": lambda s: s.created_at_ms,
+    "event_count": lambda s: s.event_count,
+    "known": lambda s: "customer_id" in s.identifiers,
+    "loyalty_member": lambda s: "loyalty_id" in s.identifiers,
+    "identifiers": lambda s: sorted(s.identifiers),
+    "timezone": lambda s: s.timezone or "",
+    "app_installed": lambda s: s.app_installed,
+    "open_cases": lambda s: len(s.open_cases),
+    "orders": lambda s: {
+        "count": s.orders["count"],
+        "revenue": float(s.orders["revenue"]),
+        "returns": s.orders["returns"],
+        "last_category": s.orders["last_category"] or "",
+        "last_order_at_ms": s.orders["last_order_at_ms"] or 0,
+    },
+    "cart": lambda s: {
+        "items": len(s.cart["items"]),
+        "value": float(s.cart["value"]),
+        "updated_at_ms": s.cart["updated_at_ms"],
+    },
+    "channels": lambda s: {name: seen["events"] for name, seen in s.channels.items()},
+    "consent": lambda s: {name: s.has_consent(name) for name in ("email", "sms", "push")},
+    "sent": lambda s: dict(s.sent_counts),
+}
+EVENT_FIELDS: dict[str, Callable[[Event], Any]] = {
+    "id": lambda e: e.event_id,
+    "type": lambda e: e.type,
+    "channel": lambda e: e.channel,
+    "occurred_at_ms": lambda e: e.occurred_at_ms,
+    "properties": lambda e: e.properties,
+}
+_REFERENCE = re.compile(r"\b(customer|event|constants)\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """Which fields of each variable the policy's expressions read.
+
+    The CEL runtime converts every value handed to it (microseconds per value), so a
+    decision passes only what some expression of the policy reads: for each root, the
+    first-level fields, and for each of those the second-level keys (None: all of it).
+    """
+
+    fields: dict[str, dict[str, frozenset[str] | None]]
+
+    @classmethod
+    def from_sources(cls, sources: Iterable[str]) -> ViewPlan:
+        """The plan covering every expression given."""
+        fields: dict[str, dict[str, set[str] | None]] = {}
+        for source in sources:
+            for root, first, second in _REFERENCE.findall(source):
+                wanted = fields.setdefault(root, {})
+                if first not in wanted:
+                    wanted[first] = set()
+                keys = wanted[first]
+                if keys is not None:
+                    if second:
+                        keys.add(second)
+                    else:
+                        wanted[first] = None
+        return cls(
+            {
+                root: {k: (frozenset(v) if v else None) for k, v in wanted.items()}
+                for root, wanted in fields.items()
+            }
+        )
+
+    def _pick(
+        self, root: str, getters: dict[str, Callable[[Any], Any]], subject: Any
+    ) -> dict[str, Any]:
+        view: dict[str, Any] = {}
+        for name, keys in self.fields.get(root, {}).items():
+            getter = getters.get(name)
+            if getter is None:
+                continue
+            value = getter(subject)
+            if keys is not None and isinstance(value, dict):
+                value = {k: value[k] for k in keys if k in value}
+            view[name] = value
+        return view
+
+    def customer(self, state: CustomerState) -> dict[str, Any]:
+        """The ``customer`` variable, with only the fields the policy reads."""
+        return self._pick("customer", CUSTOMER_FIELDS, state)
+
+    def event(self, event: Event) -> dict[str, Any]:
+        """The ``event`` variable, with only the fields the policy reads."""
+        return self._pick("event", EVENT_FIELDS, event)
+
+    def constants(self, constants: dict[str, Any]) -> dict[str, Any]:
+        """The ``constants`` variable, with only the entries the policy reads."""
+        wanted = self.fields.get("constants", {})
+        return {name: constants[name] for name in wanted if name in constants}
+
+
 def customer_view(state: CustomerState) -> dict[str, Any]:
-    """The ``customer`` variable: the parts of the state conditions may read."""
-    return {
-        "id": state.customer_key,
-        "stage": state.stage,
-        "stage_since_ms": state.stage_since_ms,
-        "created_at_ms": state.created_at_ms,
-        "event_count": state.event_count,
-        "known": "customer_id" in state.identifiers,
-        "loyalty_member": "loyalty_id" in state.identifiers,
-        "identifiers": sorted(state.identifiers),
-        "timezone": state.timezone or "",
-        "app_installed": state.app_installed,
-        "open_cases": len(state.open_cases),
-        "orders": {
-            "count": state.orders["count"],
-            "revenue": float(state.orders["revenue"]),
-            "returns": state.orders["returns"],
-            "last_category": state.orders["last_category"] or "",
-            "last_order_at_ms": state.orders["last_order_at_ms"] or 0,
-        },
-        "cart": {
-            "items": len(state.cart["items"]),
-            "value": float(state.cart["value"]),
-            "updated_at_ms": state.cart["updated_at_ms"],
-        },
-        "channels": {name: seen["events"] for name, seen in state.channels.items()},
-        "consent": {name: state.has_consent(name) for name in ("email", "sms", "push")},
-        "sent": dict(state.sent_counts),
-    }
-
-
-def event_view(event: Event) -> dict[str, Any]:
-    """The ``event`` variable."""
-    return {
-        "id": event.event_id,
-        "type": event.type,
-        "channel": event.channel,
-        "occurred_at_ms": event.occurred_at_ms,
-        "properties": event.properties,
-    }
+    """The whole ``customer`` variable (every documented field)."""
+    return {name: getter(state) for name, getter in CUSTOMER_FIELDS.items()}
 
 
 @dataclass

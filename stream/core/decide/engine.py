@@ -3,8 +3,9 @@
 Pure and deterministic for the same (state, trigger, policy, now): no clock, no I/O.
 
 1. Candidates: actions whose trigger names the event type (and whose ``when`` holds).
-2. Filters, in order, each removal recorded with a ``Reason``: eligibility,
-   applicability, suitability, open service case (marketing), cooldown, max per customer.
+2. Filters, in order, each removal recorded with a ``Reason``: open service case
+   (marketing), max per customer, cooldown (cheap, on the state), then the policy's CEL:
+   trigger condition, eligibility, applicability, suitability.
 3. Arbitration: priority = propensity x context weight x value x lever, ties broken by
    the action's position in the policy, then its id.
 4. Channel choice, in priority order: among the action's channels that can reach the
@@ -15,11 +16,13 @@ Pure and deterministic for the same (state, trigger, policy, now): no clock, no 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from stream.core.decide.conditions import ConditionError, Evaluator, customer_view, event_view
+from stream.core.decide.conditions import ConditionError, Evaluator, ViewPlan
 from stream.core.decide.contact import cap_breached, customer_zone, is_exempt, quiet_release_ms
 from stream.core.decide.policy import ActionSpec, Policy, Trigger
 from stream.core.decide.records import (
@@ -64,20 +67,28 @@ def decide_event(
         return None
     trigger = TriggerRef(event.event_id, event.type, event.channel)
     zone = customer_zone(state.timezone, policy.contact.default_timezone)
-    local_hour = datetime.fromtimestamp(now_ms / 1000, tz=zone).hour
-    evaluator = Evaluator.build(
-        {
-            "customer": customer_view(state),
-            "event": event_view(event),
-            "now_ms": now_ms,
-            "local_hour": local_hour,
-            "constants": policy.constants,
-        }
-    )
+    plan = _view_plan(policy.version, policy.expressions)
+    evaluator: Evaluator | None = None
+
+    def conditions() -> Evaluator:
+        # Built on first use: the CEL runtime converts every value it is given.
+        nonlocal evaluator
+        if evaluator is None:
+            evaluator = Evaluator.build(
+                {
+                    "customer": plan.customer(state),
+                    "event": plan.event(event),
+                    "now_ms": now_ms,
+                    "local_hour": datetime.fromtimestamp(now_ms / 1000, tz=zone).hour,
+                    "constants": plan.constants(policy.constants),
+                }
+            )
+        return evaluator
+
     candidates: list[Candidate] = []
     scored: list[_Scored] = []
     for spec, action_trigger in _unique(entries):
-        outcome = _filter(state, spec, action_trigger, evaluator, now_ms)
+        outcome = _filter(state, spec, action_trigger, conditions, now_ms)
         if isinstance(outcome, Candidate):
             candidates.append(outcome)
         else:
@@ -140,44 +151,47 @@ def _removed(
 
 
 def _filter(
-    state: CustomerState, spec: ActionSpec, trigger: Trigger, evaluator: Evaluator, now_ms: int
+    state: CustomerState,
+    spec: ActionSpec,
+    trigger: Trigger,
+    conditions: Callable[[], Evaluator],
+    now_ms: int,
 ) -> Candidate | _Scored:
+    """Cheap checks on the state first, then the policy's CEL conditions."""
+    if spec.category == "marketing" and state.open_cases:
+        cases = ", ".join(sorted(state.open_cases))
+        return _removed(spec, Reason.OPEN_SERVICE_CASE, f"open case(s): {cases}")
+    sent = state.sent_counts.get(spec.id, 0)
+    if spec.max_per_customer is not None and sent >= spec.max_per_customer:
+        return _removed(
+            spec, Reason.ALREADY_SENT, f"sent {sent} time(s), max {spec.max_per_customer}"
+        )
+    if spec.cooldown_ms is not None:
+        last = max((c["at_ms"] for c in state.contacts if c["action"] == spec.id), default=None)
+        if last is not None and now_ms - last < spec.cooldown_ms:
+            return _removed(spec, Reason.COOLDOWN, f"last sent {(now_ms - last) // 60_000} min ago")
     try:
-        if not evaluator.holds(trigger.when):
-            return _removed(
-                spec, Reason.TRIGGER_CONDITION, trigger.when.source if trigger.when else ""
-            )
         for condition, reason in (
+            (trigger.when, Reason.TRIGGER_CONDITION),
             (spec.eligibility, Reason.NOT_ELIGIBLE),
             (spec.applicability, Reason.NOT_APPLICABLE),
             (spec.suitability, Reason.NOT_SUITABLE),
         ):
-            if not evaluator.holds(condition):
-                return _removed(spec, reason, condition.source if condition else "")
-        if spec.category == "marketing" and state.open_cases:
-            cases = ", ".join(sorted(state.open_cases))
-            return _removed(spec, Reason.OPEN_SERVICE_CASE, f"open case(s): {cases}")
-        if spec.cooldown_ms is not None:
-            last = max((c["at_ms"] for c in state.contacts if c["action"] == spec.id), default=None)
-            if last is not None and now_ms - last < spec.cooldown_ms:
-                return _removed(
-                    spec, Reason.COOLDOWN, f"last sent {(now_ms - last) // 60_000} min ago"
-                )
-        sent = state.sent_counts.get(spec.id, 0)
-        if spec.max_per_customer is not None and sent >= spec.max_per_customer:
-            return _removed(
-                spec, Reason.ALREADY_SENT, f"sent {sent} time(s), max {spec.max_per_customer}"
-            )
-        scores = Scores(
-            propensity=spec.propensity,
-            context_weight=evaluator.number(spec.context_weight, 1.0),
-            value=spec.value,
-            lever=spec.lever,
-        )
-        payload = {name: evaluator.value(expression) for name, expression in spec.payload}
+            if condition is not None and not conditions().holds(condition):
+                return _removed(spec, reason, condition.source)
+        weight = 1.0
+        if spec.context_weight is not None:
+            weight = conditions().number(spec.context_weight, 1.0)
+        scores = Scores(spec.propensity, weight, spec.value, spec.lever)
+        payload = {name: conditions().value(expression) for name, expression in spec.payload}
     except ConditionError as exc:
         return _removed(spec, Reason.CONDITION_ERROR, str(exc))
     return _Scored(spec, scores, payload)
+
+
+@lru_cache(maxsize=16)
+def _view_plan(version: str, expressions: tuple[str, ...]) -> ViewPlan:
+    return ViewPlan.from_sources(expressions)
 
 
 def _pick_channel(

@@ -140,6 +140,7 @@ class Policy:
     max_actions: int = 1
     one_per_channel: bool = False
     constants: dict[str, Any] = field(default_factory=dict)
+    expressions: tuple[str, ...] = ()
     by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
     by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
 
@@ -281,6 +282,23 @@ def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
     )
 
 
+def _expressions(actions: Iterable[ActionSpec]) -> Iterable[str]:
+    for action in actions:
+        for trigger in action.triggers:
+            if trigger.when is not None:
+                yield trigger.when.source
+        for condition in (
+            action.context_weight,
+            action.eligibility,
+            action.applicability,
+            action.suitability,
+        ):
+            if condition is not None:
+                yield condition.source
+        for _, expression in action.payload:
+            yield expression.source
+
+
 def _index(
     actions: Iterable[ActionSpec], kind: str
 ) -> dict[str, tuple[tuple[ActionSpec, Trigger], ...]]:
@@ -334,6 +352,7 @@ def load_policy(
         max_actions=arbitration.get("max_actions", 1),
         one_per_channel=arbitration.get("one_per_channel", False),
         constants=data.get("constants", {}),
+        expressions=tuple(_expressions(actions)),
         by_event=_index(actions, "event"),
         by_timer=_index(actions, "timer"),
     )
