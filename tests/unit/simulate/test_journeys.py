@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from stream.simulate.journeys import SimulatedEvent, format_timestamp, generate_events, to_topic
+from tests.contract import CONTRACT_TYPES
 
 START_MS = 1_795_000_000_000  # 2026-11-18T11:06:40Z
 SAMPLE_SIZE = 5_000
@@ -28,42 +29,8 @@ CUSTOMER_FIELDS = {
     "phone",
     "phone_sha256",
 }
-SHOP_REQUIRED: dict[str, set[str]] = {
-    "product_view": {"product_id"},
-    "add_to_cart": {"product_id", "price"},
-    "remove_from_cart": {"product_id"},
-    "checkout_started": set(),
-    "order_completed": {"order_id", "value"},
-}
 # Event types per channel and their required properties, as in the contract.
-REQUIRED_PROPERTIES: dict[str, dict[str, set[str]]] = {
-    "web": {"page_view": {"url"}, "search": {"query"}, "login": set(), **SHOP_REQUIRED},
-    "app": {
-        "app_installed": set(),
-        "app_opened": set(),
-        "push_opened": set(),
-        "qr_scanned": {"code"},
-        **SHOP_REQUIRED,
-    },
-    "email": {
-        "email_delivered": set(),
-        "email_opened": set(),
-        "email_clicked": set(),
-        "unsubscribed": set(),
-        "bounced": {"bounce_type"},
-    },
-    "store": {
-        "store_visit": {"store_id"},
-        "loyalty_scan": {"store_id"},
-        "store_purchase": {"store_id", "order_id", "value"},
-        "product_return": {"store_id", "product_id"},
-    },
-    "call_center": {
-        "call_completed": {"reason", "sentiment"},
-        "complaint_opened": {"case_id", "reason"},
-        "complaint_resolved": {"case_id"},
-    },
-}
+REQUIRED_PROPERTIES = CONTRACT_TYPES
 
 
 def take(
