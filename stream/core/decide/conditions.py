@@ -1,7 +1,7 @@
 """The variables a policy condition sees, and how a condition is evaluated.
 
 Variables (documented in the README, "Policy format"):
-- ``customer``: a compact view of the state (see ``customer_view``)
+- ``customer``: a compact view of the state (see ``CUSTOMER_FIELDS``)
 - ``event``: the trigger: ``id``, ``type``, ``channel``, ``occurred_at_ms``, ``properties``
 - ``now_ms``: the decision time in epoch milliseconds
 - ``local_hour``: the hour (0-23) in the customer's time zone at ``now_ms``
@@ -127,11 +127,6 @@ class ViewPlan:
         """The ``constants`` variable, with only the entries the policy reads."""
         wanted = self.fields.get("constants", {})
         return {name: constants[name] for name in wanted if name in constants}
-
-
-def customer_view(state: CustomerState) -> dict[str, Any]:
-    """The whole ``customer`` variable (every documented field)."""
-    return {name: getter(state) for name, getter in CUSTOMER_FIELDS.items()}
 
 
 @dataclass

@@ -8,7 +8,7 @@ side, which keeps every rolling window of that length at or under ``max``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,19 +63,18 @@ def contact_send_ms(contact: dict[str, Any]) -> int:
 
 def cap_breached(
     caps: Iterable[Cap],
-    contacts: Iterable[dict[str, Any]],
+    contacts: Sequence[dict[str, Any]],
     channel: str,
     category: str,
     send_at_ms: int,
 ) -> Cap | None:
     """The first cap a new contact would break, or None."""
-    history = list(contacts)
     for cap in caps:
         if not cap.counts(channel, category):
             continue
         near = sum(
             1
-            for c in history
+            for c in contacts
             if cap.counts(c["channel"], c["category"])
             and abs(contact_send_ms(c) - send_at_ms) < cap.window_ms
         )

@@ -87,7 +87,7 @@ def decide_event(
 
     candidates: list[Candidate] = []
     scored: list[_Scored] = []
-    for spec, action_trigger in _unique(entries):
+    for spec, action_trigger in entries:
         outcome = _filter(state, spec, action_trigger, conditions, now_ms)
         if isinstance(outcome, Candidate):
             candidates.append(outcome)
@@ -131,17 +131,6 @@ def decide_event(
         candidates=tuple(candidates),
         actions=tuple(actions),
     )
-
-
-def _unique(entries: tuple[tuple[ActionSpec, Trigger], ...]) -> list[tuple[ActionSpec, Trigger]]:
-    """One entry per action (the first trigger naming the event)."""
-    seen: set[str] = set()
-    unique = []
-    for spec, trigger in entries:
-        if spec.id not in seen:
-            seen.add(spec.id)
-            unique.append((spec, trigger))
-    return unique
 
 
 def _removed(
@@ -208,6 +197,7 @@ def _pick_channel(
     ranked = sorted(
         enumerate(spec.channels), key=lambda item: (-state.response_rate(item[1]), item[0])
     )
+    history = [*state.contacts, *pending]  # what the caps count, for every channel tried
     checks: list[tuple[str, str]] = []
     best_failure = (Reason.UNREACHABLE, "")
     for _, channel in ranked:
@@ -224,7 +214,7 @@ def _pick_channel(
                 send_after_ms = quiet_release_ms(now_ms, zone, contact.quiet_hours)
             send_at = send_after_ms if send_after_ms is not None else now_ms
             cap = cap_breached(
-                contact.caps, [*state.contacts, *pending], channel, spec.category, send_at
+                contact.caps, history, channel, spec.category, send_at
             )
             if cap is not None:
                 failure = (

@@ -142,7 +142,6 @@ class Policy:
     constants: dict[str, Any] = field(default_factory=dict)
     expressions: tuple[str, ...] = ()
     by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
-    by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
 
 
 def parse_duration_ms(text: str) -> int:
@@ -299,16 +298,16 @@ def _expressions(actions: Iterable[ActionSpec]) -> Iterable[str]:
             yield expression.source
 
 
-def _index(
-    actions: Iterable[ActionSpec], kind: str
+def _index_by_event(
+    actions: Iterable[ActionSpec],
 ) -> dict[str, tuple[tuple[ActionSpec, Trigger], ...]]:
-    index: dict[str, list[tuple[ActionSpec, Trigger]]] = {}
+    """Event type -> (action, trigger), one entry per action: its first trigger naming it."""
+    index: dict[str, dict[str, tuple[ActionSpec, Trigger]]] = {}
     for action in actions:
         for trigger in action.triggers:
-            name = trigger.event if kind == "event" else trigger.timer
-            if name is not None:
-                index.setdefault(name, []).append((action, trigger))
-    return {name: tuple(entries) for name, entries in index.items()}
+            if trigger.event is not None:
+                index.setdefault(trigger.event, {}).setdefault(action.id, (action, trigger))
+    return {event: tuple(entries.values()) for event, entries in index.items()}
 
 
 def load_policy(
@@ -353,8 +352,7 @@ def load_policy(
         one_per_channel=arbitration.get("one_per_channel", False),
         constants=data.get("constants", {}),
         expressions=tuple(_expressions(actions)),
-        by_event=_index(actions, "event"),
-        by_timer=_index(actions, "timer"),
+        by_event=_index_by_event(actions),
     )
 
 
