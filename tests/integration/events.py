@@ -48,3 +48,13 @@ def order(
         {"customer_id": customer_id},
         {"order_id": order_id, "value": 89.9, "currency": "EUR", "category": category},
     )
+
+
+def complaint(customer_id: str, case_id: str, reason: str, **properties: Any) -> dict[str, Any]:
+    """A complaint_opened event from the call center."""
+    return event(
+        "call_center",
+        "complaint_opened",
+        {"customer_id": customer_id},
+        {"case_id": case_id, "reason": reason, **properties},
+    )

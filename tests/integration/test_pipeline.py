@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from tests.integration.conftest import ROOT, Deployment, WorkerProcess
-from tests.integration.events import event, order
+from tests.integration.events import complaint, event, order
 
 
 def of(actions: list[dict[str, Any]], customer_id: str) -> list[dict[str, Any]]:
@@ -63,12 +63,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         (
             "call_center",
             [
-                event(
-                    "call_center",
-                    "complaint_opened",
-                    who,
-                    {"case_id": "K1", "reason": "late delivery", "severity": "high"},
-                ),
+                complaint(cid, "K1", "late delivery", severity="high"),
             ],
         ),
     ]
@@ -135,17 +130,7 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     deployment: Deployment, worker: WorkerProcess
 ) -> None:
     cid = "C100002"
-    await deployment.produce(
-        "call_center",
-        [
-            event(
-                "call_center",
-                "complaint_opened",
-                {"customer_id": cid},
-                {"case_id": "K2", "reason": "rude"},
-            ),
-        ],
-    )
+    await deployment.produce("call_center", [complaint(cid, "K2", "rude")])
     await deployment.produce("web", [order(cid, "O21")])
     records = await deployment.collect(
         [deployment.settings.topics.decisions],
@@ -162,13 +147,8 @@ async def test_event_from_kafkas_console_producer_is_processed_the_same(
     deployment: Deployment, worker: WorkerProcess
 ) -> None:
     cid = "C100003"
-    complaint = event(
-        "call_center",
-        "complaint_opened",
-        {"customer_id": cid},
-        {"case_id": "K3", "reason": "broken item"},
-    )
-    line = f"{cid}|{orjson.dumps(complaint).decode()}\n"
+    opened = complaint(cid, "K3", "broken item")
+    line = f"{cid}|{orjson.dumps(opened).decode()}\n"
     console = await asyncio.to_thread(
         subprocess.run,
         [
@@ -191,7 +171,7 @@ async def test_event_from_kafkas_console_producer_is_processed_the_same(
     assert console.returncode == 0, console.stderr.decode()[-2000:]
     actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 1), cid)
     assert [(a["action"], a["trigger"]["event_id"]) for a in actions] == [
-        ("service_recovery", complaint["event_id"])
+        ("service_recovery", opened["event_id"])
     ]
     state = await deployment.wait_for(lambda: worker.customer(cid), what="state of C100003")
     assert set(state["open_cases"]) == {"K3"}
@@ -245,17 +225,7 @@ async def test_malformed_input_lands_in_the_dlq_with_reasons_and_the_worker_keep
     web_topic = deployment.settings.topics.events("web")
     await deployment.produce_raw(web_topic, list(BAD_INPUTS.values()), key=b"bad-key")
     cid = "C100005"
-    await deployment.produce(
-        "call_center",
-        [
-            event(
-                "call_center",
-                "complaint_opened",
-                {"customer_id": cid},
-                {"case_id": "K5", "reason": "x"},
-            ),
-        ],
-    )
+    await deployment.produce("call_center", [complaint(cid, "K5", "x")])
     records = await deployment.collect(
         [deployment.settings.topics.dlq], lambda rs: len(rs) >= len(BAD_INPUTS)
     )

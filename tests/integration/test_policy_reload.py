@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from tests.integration.conftest import ROOT, Deployment
-from tests.integration.events import event
+from tests.integration.events import complaint
 
 
 def policy_version(metrics: str) -> str | None:
@@ -59,13 +59,7 @@ async def test_sighup_reloads_the_policy_and_a_bad_reload_keeps_the_last_good(
             what="policy reloaded on SIGHUP",
         )
         cid = "C300001"
-        complaint = event(
-            "call_center",
-            "complaint_opened",
-            {"customer_id": cid},
-            {"case_id": "K30", "reason": "late"},
-        )
-        await deployment.produce("call_center", [complaint])
+        await deployment.produce("call_center", [complaint(cid, "K30", "late")])
         [action] = [
             a
             for a in await deployment.actions(
