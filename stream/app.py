@@ -203,7 +203,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         for key in dirty:
             state = states[key]
             assert state is not None
-            customers[key] = orjson.dumps(state.to_dict())
+            customers[key] = state.to_json()
 
     @app.agent(customer_events, name="process")
     async def process(stream: StreamT) -> None:
