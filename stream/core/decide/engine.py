@@ -19,10 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from stream.core.decide.conditions import ConditionError, Evaluator, ViewPlan
+from stream.core.decide.conditions import ConditionError, Evaluator
 from stream.core.decide.contact import cap_breached, customer_zone, is_exempt, quiet_release_ms
 from stream.core.decide.policy import ActionSpec, Policy, Trigger
 from stream.core.decide.records import (
@@ -67,7 +66,7 @@ def decide_event(
         return None
     trigger = TriggerRef(event.event_id, event.type, event.channel)
     zone = customer_zone(state.timezone, policy.contact.default_timezone)
-    plan = _view_plan(policy.version, policy.expressions)
+    plan = policy.view_plan
     evaluator: Evaluator | None = None
 
     def conditions() -> Evaluator:
@@ -178,11 +177,6 @@ def _filter(
     return _Scored(spec, scores, payload)
 
 
-@lru_cache(maxsize=16)
-def _view_plan(version: str, expressions: tuple[str, ...]) -> ViewPlan:
-    return ViewPlan.from_sources(expressions)
-
-
 def _pick_channel(
     state: CustomerState,
     spec: ActionSpec,
@@ -213,9 +207,7 @@ def _pick_channel(
             if contact.quiet_hours is not None and channel in contact.quiet_hours.channels:
                 send_after_ms = quiet_release_ms(now_ms, zone, contact.quiet_hours)
             send_at = send_after_ms if send_after_ms is not None else now_ms
-            cap = cap_breached(
-                contact.caps, history, channel, spec.category, send_at
-            )
+            cap = cap_breached(contact.caps, history, channel, spec.category, send_at)
             if cap is not None:
                 failure = (
                     Reason.CONTACT_CAP,

@@ -16,13 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import cel
 import yaml
 
+from stream.core.decide.variables import CEL_VARIABLES, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
 from stream.core.schemas import SchemaCatalog
 
-# The names a condition can read (documented in the README, "Policy format").
-CEL_VARIABLES: frozenset[str] = frozenset(
-    {"customer", "event", "now_ms", "local_hour", "constants"}
-)
 DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 DEFAULT_PROPENSITY = 0.05
 DEFAULT_VALIDITY_MS = 7 * DURATION_MS["d"]
@@ -140,7 +137,7 @@ class Policy:
     max_actions: int = 1
     one_per_channel: bool = False
     constants: dict[str, Any] = field(default_factory=dict)
-    expressions: tuple[str, ...] = ()
+    view_plan: ViewPlan = field(default_factory=lambda: ViewPlan({}))
     by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
 
 
@@ -200,14 +197,14 @@ def _action(
     data: dict[str, Any],
     index: int,
     prior: float,
-    event_types: frozenset[str] | None,
+    event_types: frozenset[str],
 ) -> ActionSpec:
     path: tuple[str | int, ...] = ("actions", index)
     triggers = []
     for t_index, trigger in enumerate(data["triggers"]):
         t_path = (*path, "triggers", t_index)
         event = trigger.get("event")
-        if event is not None and event_types is not None and event not in event_types:
+        if event is not None and event not in event_types:
             checker.problem((*t_path, "event"), f"unknown event type {event!r}")
         triggers.append(
             Trigger(event, trigger.get("timer"), checker.condition(trigger, "when", t_path))
@@ -351,7 +348,7 @@ def load_policy(
         max_actions=arbitration.get("max_actions", 1),
         one_per_channel=arbitration.get("one_per_channel", False),
         constants=data.get("constants", {}),
-        expressions=tuple(_expressions(actions)),
+        view_plan=ViewPlan.from_sources(_expressions(actions)),
         by_event=_index_by_event(actions),
     )
 
