@@ -21,15 +21,19 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.config import Settings
-from stream.core.decide import Decision, Policy
+from stream.core.decide import Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
-from stream.core.pipeline import step
+from stream.core.holds import RELEASE_TRIGGER
+from stream.core.pipeline import StepResult, fire, step
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
+from stream.core.timer_index import TimerIndex
+from stream.shell.clock import Clock, clock_from
 from stream.shell.faust_compat import group_by_partition, partition_context
 from stream.shell.metrics import Metrics
 from stream.shell.policy_source import PolicySource
+from stream.shell.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ def processing_error(exc: Exception) -> Rejection:
 
 
 def now_ms() -> int:
-    """Wall clock in epoch milliseconds (the shell's only clock)."""
+    """Wall clock in epoch milliseconds (latency and DLQ stamps; decisions use ``Clock``)."""
     return int(time.time() * 1000)
 
 
@@ -59,15 +63,29 @@ class JourneyApp:
     metrics: Metrics
     customers: Any  # faust Table[bytes, bytes]
     policy: PolicySource
+    clock: Clock
+    due: Any  # faust Table[bytes, bytes]: customer -> earliest deadline (ASCII epoch ms)
+    scheduler: Scheduler
 
     def is_ready(self) -> bool:
         """True when partitions are assigned, no rebalance runs and tables are recovered."""
-        app = self.app
-        try:
-            assigned = bool(app.consumer.assignment())
-        except Exception:  # consumer not started yet
-            return False
-        return assigned and not app.rebalancing and app.tables.recovery.completed.is_set()
+        return app_ready(self.app)
+
+
+def app_ready(app: faust.App) -> bool:
+    """True when partitions are assigned, no rebalance runs and tables are recovered."""
+    try:
+        assigned = bool(app.consumer.assignment())
+    except Exception:  # consumer not started yet
+        return False
+    return assigned and not app.rebalancing and app.tables.recovery.completed.is_set()
+
+
+def owned_partitions(app: faust.App, topic: str) -> set[int] | None:
+    """Partitions of ``topic`` this worker actively owns; None while not ready."""
+    if not app_ready(app):
+        return None
+    return {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
 
 
 def create_faust_app(settings: Settings) -> faust.App:
@@ -118,7 +136,30 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         key_type=bytes,
         value_type=bytes,
     )
-    journey = JourneyApp(app, settings, catalog, metrics, customers, policy_source)
+    due_table = app.Table(
+        "due",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    clock = clock_from(settings.clock_speed, settings.clock_anchor_ms)
+    index = TimerIndex(int(settings.timer_horizon_s * 1000))
+
+    async def send_tick(key: bytes, value: bytes) -> None:
+        # Keyed like the events, so the default partitioner puts it on the owner's partition.
+        await app.producer.send(topics.customer_events, key, value, None, None, None)
+
+    scheduler = Scheduler(
+        index,
+        due_table,
+        clock,
+        metrics,
+        send_tick,
+        lambda: owned_partitions(app, topics.customer_events),
+    )
+    journey = JourneyApp(
+        app, settings, catalog, metrics, customers, policy_source, clock, due_table, scheduler
+    )
 
     async def send(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await app.producer.send(topic, key, orjson.dumps(value), None, None, None)
@@ -158,64 +199,117 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             metrics.batch_size.labels("ingest").observe(len(batch))
             metrics.batch_duration.labels("ingest").observe(time.perf_counter() - started)
 
-    async def emit_decision(decision: Decision) -> None:
-        key = decision.customer_id.encode()
-        for candidate in decision.candidates:
-            if not candidate.chosen:
-                metrics.suppressions.labels(candidate.action, candidate.reason.value).inc()
-        for action in decision.actions:
+    async def emit(result: StepResult) -> None:
+        """Write what one step produced: actions due now, explain records, metrics."""
+        for update in result.timer_updates:
+            metrics.timer_updates.labels(update.timer, update.change.value).inc()
+        for timer in result.fired:
+            metrics.timers_fired.labels(timer.name).inc()
+        for action in result.held:
+            metrics.actions_held.labels(action.channel).inc()
+        for decision in result.decisions:
+            key = decision.customer_id.encode()
+            if decision.trigger.type == RELEASE_TRIGGER:
+                candidate = decision.candidates[0]
+                channel = decision.actions[0].channel if decision.actions else "none"
+                metrics.held_releases.labels(channel, candidate.reason.value).inc()
+            else:
+                for candidate in decision.candidates:
+                    if not candidate.chosen:
+                        metrics.suppressions.labels(candidate.action, candidate.reason.value).inc()
+            await send(topics.decisions, key, decision.to_message())
+        for action in result.send:
             metrics.actions.labels(action.action, action.channel).inc()
-            await send(topics.actions(action.channel), key, action.to_message())
-        await send(topics.decisions, key, decision.to_message())
+            await send(
+                topics.actions(action.channel), action.customer_id.encode(), action.to_message()
+            )
 
-    async def process_partition(events: list[EventT], decided_at_ms: int, policy: Policy) -> None:
+    def load_state(key: bytes) -> CustomerState | None:
+        stored = customers.get(key)
+        return None if stored is None else CustomerState.from_dict(orjson.loads(stored))
+
+    def handle(
+        record: dict[str, Any], key: bytes, state: CustomerState | None, now: int, policy: Policy
+    ) -> StepResult | None:
+        """One record of the customer-events topic: an event, or a firing from the scheduler."""
+        tick = record.get("tick")
+        if tick is not None:
+            if state is None:
+                return None
+            result = fire(state, now, policy)
+            if result.fired or result.decisions:
+                lag_ms = max(0, now - int(tick["due_ms"]))
+                metrics.timer_fire_lag.observe(clock.real_seconds(lag_ms))
+            return result
+        event = Event.from_record(record["event"])
+        return step(state, event, now, limits, policy)
+
+    async def process_partition(events: list[EventT], now: int, policy: Policy) -> None:
         states: dict[bytes, CustomerState | None] = {}
         dirty: set[bytes] = set()
         for item in events:
+            key = item.message.key
             try:
                 record = orjson.loads(item.message.value)
-                event = Event.from_record(record["event"])
-                key = event.customer_key.encode()
                 if key not in states:
-                    stored = customers.get(key)
-                    states[key] = (
-                        None if stored is None else CustomerState.from_dict(orjson.loads(stored))
-                    )
-                result = step(states[key], event, decided_at_ms, limits, policy)
+                    states[key] = load_state(key)
+                result = handle(record, key, states[key], now, policy)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
-                await dead_letter(item, processing_error(exc), decided_at_ms)
+                await dead_letter(item, processing_error(exc), now_ms())
+                continue
+            if result is None:
                 continue
             if result.duplicate:
                 metrics.duplicates.inc()
                 continue
-            states[key] = result.state
-            dirty.add(key)
+            if result.state is not states[key]:
+                states[key] = result.state
+                dirty.add(key)
             if result.stage_change is not None:
                 metrics.stage_transitions.labels(
                     result.stage_change.from_stage, result.stage_change.to_stage
                 ).inc()
-            if result.decision is not None:
-                await emit_decision(result.decision)
+            await emit(result)
             ingress_ts_ms = record.get("ingress_ts_ms")
             if ingress_ts_ms:
                 metrics.event_latency.observe(max(0.0, (now_ms() - ingress_ts_ms) / 1000))
-        for key in dirty:
-            state = states[key]
-            assert state is not None
-            customers[key] = state.to_json()
+        partition = events[0].message.partition
+        for key, state in states.items():
+            if key in dirty and state is not None:
+                customers[key] = state.to_json()
+            sync_due(key, partition, None if state is None else state.next_due_ms())
+
+    def sync_due(key: bytes, partition: int, due_ms: int | None) -> None:
+        """Keep the due table (and the scheduler's index) equal to the state's next deadline.
+
+        Checked for every customer a batch touched, not only changed ones, so a crash
+        between the two writes heals on the customer's next message.
+        """
+        stored = due_table.get(key)
+        wanted = None if due_ms is None else str(due_ms).encode()
+        if stored != wanted:
+            if wanted is None:
+                del due_table[key]
+            else:
+                due_table[key] = wanted
+        index.update(key, partition, due_ms)
 
     @app.agent(customer_events, name="process")
     async def process(stream: StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
             started = time.perf_counter()
-            decided_at_ms = now_ms()
+            now = clock.now_ms()
             policy = policy_source.current  # one policy per batch, even across a reload
             for events in group_by_partition(batch).values():
                 with partition_context(events[0]):
-                    await process_partition(events, decided_at_ms, policy)
+                    await process_partition(events, now, policy)
             metrics.batch_size.labels("process").observe(len(batch))
             metrics.batch_duration.labels("process").observe(time.perf_counter() - started)
+
+    @app.task
+    async def run_scheduler() -> None:
+        await scheduler.run(settings.timer_tick_s)
 
     def reload_policy(changed_only: bool) -> None:
         reloaded = policy_source.reload_if_changed() if changed_only else policy_source.reload()

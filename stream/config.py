@@ -90,6 +90,20 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "decision policy (YAML); reloaded on SIGHUP or change",
     ),
     "JOURNEY_POLICY_POLL_S": ("2", "how often (s) the worker checks the policy file for changes"),
+    "JOURNEY_CLOCK_SPEED": (
+        "1",
+        "processing clock speed-up (demos and tests: 720 makes a day pass in 2 minutes)",
+    ),
+    "JOURNEY_CLOCK_ANCHOR_MS": (
+        "",
+        "epoch ms where a sped-up clock equals the wall clock (default: process start); "
+        "share it across the processes of one run",
+    ),
+    "JOURNEY_TIMER_TICK_S": ("0.1", "how often (real s) the scheduler looks for due timers"),
+    "JOURNEY_TIMER_HORIZON_S": (
+        "3600",
+        "deadlines within this many clock seconds are kept in memory; later ones stay on disk",
+    ),
 }
 
 
@@ -121,6 +135,10 @@ class Settings:
     session_timeout_s: float
     policy_file: Path
     policy_poll_s: float
+    clock_speed: float = 1.0
+    clock_anchor_ms: int | None = None
+    timer_tick_s: float = 0.1
+    timer_horizon_s: float = 3600.0
 
     @property
     def broker_url(self) -> str:
@@ -156,4 +174,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_timeout_s=float(get("JOURNEY_SESSION_TIMEOUT_S")),
         policy_file=Path(get("JOURNEY_POLICY_FILE")),
         policy_poll_s=float(get("JOURNEY_POLICY_POLL_S")),
+        clock_speed=float(get("JOURNEY_CLOCK_SPEED")),
+        clock_anchor_ms=int(get("JOURNEY_CLOCK_ANCHOR_MS"))
+        if get("JOURNEY_CLOCK_ANCHOR_MS")
+        else None,
+        timer_tick_s=float(get("JOURNEY_TIMER_TICK_S")),
+        timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),
     )

@@ -1,37 +1,118 @@
-"""One step of the engine: apply an event to a customer's state and decide what to do.
+"""One step of the engine for one customer: an event arrives, or the clock passes a deadline.
 
-This is the whole business logic of the per-customer agent, as a pure function.
+This is the whole business logic of the per-customer agent, as two pure functions:
+
+- ``step``: reduce the event into the state, cancel/arm timers, decide, hold what quiet
+  hours hold, record the contacts;
+- ``fire``: release the held actions and fire the timers that are due, deciding for each
+  fired timer exactly as for an event.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stream.core.decide import Decision, Policy, decide_event
+from stream.core.decide import (
+    Action,
+    Decision,
+    Policy,
+    condition_context,
+    decide_event,
+    decide_timer,
+)
 from stream.core.events import Event
+from stream.core.holds import hold, release_due
 from stream.core.state import CustomerState, Limits, StageChange, new_state, record_contacts, reduce
+from stream.core.timers import FiredTimer, TimerUpdate, apply_event, pop_due
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The new state and everything the shell has to write for one event."""
+    """The new state and everything the shell has to write for one event or firing."""
 
     state: CustomerState
-    duplicate: bool
-    stage_change: StageChange | None
-    decision: Decision | None
+    duplicate: bool = False
+    stage_change: StageChange | None = None
+    decisions: tuple[Decision, ...] = ()
+    send: tuple[Action, ...] = ()  # actions to emit now
+    held: tuple[Action, ...] = ()  # actions chosen but held until their send_after
+    timer_updates: tuple[TimerUpdate, ...] = ()
+    fired: tuple[FiredTimer, ...] = ()
+
+    @property
+    def decision(self) -> Decision | None:
+        """The first decision (an event makes at most one)."""
+        return self.decisions[0] if self.decisions else None
 
 
 def step(
     state: CustomerState | None, event: Event, now_ms: int, limits: Limits, policy: Policy
 ) -> StepResult:
-    """Reduce the event into the state, decide on the new state, record sent actions."""
+    """Reduce the event into the state, update timers, decide, record sent/held actions."""
     current = state if state is not None else new_state(event.customer_key)
     reduction = reduce(current, event, limits)
     if reduction.duplicate:
-        return StepResult(current, True, None, None)
-    decision = decide_event(reduction.state, event, policy, now_ms)
-    updated = reduction.state
-    if decision is not None and decision.actions:
-        updated = record_contacts(updated, [action.to_contact() for action in decision.actions])
-    return StepResult(updated, False, reduction.stage_change, decision)
+        return StepResult(current, duplicate=True)
+    updated = reduction.state  # a fresh copy this step owns
+    conditions = condition_context(updated, event, policy, now_ms)
+    timer_updates = apply_event(
+        updated, event, policy.timers, now_ms, lambda c: conditions().holds(c)
+    )
+    decision = decide_event(updated, event, policy, now_ms, conditions)
+    decisions = (decision,) if decision is not None else ()
+    updated, send, held = _record(updated, decisions, now_ms)
+    return StepResult(
+        updated,
+        stage_change=reduction.stage_change,
+        decisions=decisions,
+        send=send,
+        held=held,
+        timer_updates=tuple(timer_updates),
+    )
+
+
+def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
+    """Release the held actions and fire the timers due at ``now_ms``.
+
+    Nothing due (a duplicate or early tick, a cancelled timer): the state is returned
+    unchanged and nothing is emitted.
+    """
+    if state.next_due_ms() is None or state.next_due_ms() > now_ms:  # type: ignore[operator]
+        return StepResult(state)
+    updated = state.copy()
+    released, records = release_due(updated, now_ms, policy.version)
+    decisions: list[Decision] = list(records)
+    send: list[Action] = list(released)
+    held: list[Action] = []
+    fired = pop_due(updated, now_ms)
+    for timer in fired:
+        decision = decide_timer(updated, timer.to_event(updated.customer_key), policy, now_ms)
+        if decision is None:
+            continue
+        decisions.append(decision)
+        # Record each decision's contacts before the next timer decides (caps see them).
+        updated, now_send, now_held = _record(updated, (decision,), now_ms)
+        send.extend(now_send)
+        held.extend(now_held)
+    return StepResult(
+        updated, decisions=tuple(decisions), send=tuple(send), held=tuple(held), fired=tuple(fired)
+    )
+
+
+def _record(
+    state: CustomerState, decisions: tuple[Decision, ...], now_ms: int
+) -> tuple[CustomerState, tuple[Action, ...], tuple[Action, ...]]:
+    """Record the chosen actions as contacts; split them into send-now and held."""
+    actions = [action for decision in decisions for action in decision.actions]
+    if not actions:
+        return state, (), ()
+    state = record_contacts(state, [action.to_contact() for action in actions])
+    send: list[Action] = []
+    held: list[Action] = []
+    for action in actions:
+        if action.send_after_ms is not None and action.send_after_ms > now_ms:
+            hold(state, action)
+            held.append(action)
+        else:
+            send.append(action)
+    return state, tuple(send), tuple(held)

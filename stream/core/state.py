@@ -70,6 +70,12 @@ class CustomerState:
     responses: dict[str, int] = field(default_factory=dict)
     recent_events: list[dict[str, Any]] = field(default_factory=list)
     seen_event_ids: list[str] = field(default_factory=list)
+    # Pending timers by name: {"id", "due_ms", "armed_at_ms", "armed_by", "event_id"}.
+    timers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per timer, event time of the latest cancel (a late start older than it arms nothing).
+    timer_cancelled_at: dict[str, int] = field(default_factory=dict)
+    # Actions held by quiet hours: {"due_ms": send_after, "action": action message}.
+    held: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         """The stored form (orjson serialises the dataclass natively)."""
@@ -89,6 +95,12 @@ class CustomerState:
     def copy(self) -> CustomerState:
         """An independent copy (nested containers included)."""
         return CustomerState.from_dict(self.to_dict())
+
+    def next_due_ms(self) -> int | None:
+        """The earliest deadline of a pending timer or held action, or None."""
+        dues = [int(t["due_ms"]) for t in self.timers.values()]
+        dues.extend(int(h["due_ms"]) for h in self.held)
+        return min(dues, default=None)
 
     def has_consent(self, channel: str) -> bool:
         """True if the customer may receive marketing on this channel.
@@ -195,6 +207,17 @@ def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Cus
         channel = contact["channel"]
         new.sent_by_channel[channel] = new.sent_by_channel.get(channel, 0) + 1
     return new
+
+
+def withdraw_contact(state: CustomerState, action_id: str) -> None:
+    """Forget a held contact that was never sent (frees its caps; the caller owns ``state``)."""
+    for index, contact in enumerate(state.contacts):
+        if contact["action_id"] == action_id:
+            del state.contacts[index]
+            action, channel = contact["action"], contact["channel"]
+            state.sent_counts[action] = max(0, state.sent_counts.get(action, 0) - 1)
+            state.sent_by_channel[channel] = max(0, state.sent_by_channel.get(channel, 0) - 1)
+            return
 
 
 def _remember(state: CustomerState, event: Event, limits: Limits) -> None:

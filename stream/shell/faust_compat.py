@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from faust import streams as faust_streams
 from faust.types import EventT
@@ -34,3 +35,20 @@ def group_by_partition(events: Sequence[EventT]) -> dict[int, list[EventT]]:
     for event in events:
         groups.setdefault(event.message.partition, []).append(event)
     return groups
+
+
+def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """Every (key, value) a table holds locally for one partition.
+
+    RocksDB keeps one database per partition; the memory store (unit tests) has no
+    partitions, so there every item is yielded for every partition asked.
+    """
+    store = table.data
+    dbs = getattr(store, "_dbs", None)
+    if dbs is None:
+        yield from list(store.items())
+        return
+    db = dbs.get(partition)
+    if db is None:
+        return
+    yield from store._visible_items(db)

@@ -67,6 +67,50 @@ class Metrics:
             "Policy reloads refused since start (last good kept)",
             registry=r,
         )
+        self.timer_updates = Counter(
+            "journey_timer_updates_total",
+            "Timer changes made by events (armed, rearmed, cancelled, stale, condition_error)",
+            ["timer", "change"],
+            registry=r,
+        )
+        self.timers_fired = Counter(
+            "journey_timers_fired_total",
+            "Timers that came due and were decided",
+            ["timer"],
+            registry=r,
+        )
+        self.timer_fire_lag = Histogram(
+            "journey_timer_fire_lag_seconds",
+            "Real time from a deadline to its firing being processed",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.timer_index_size = Gauge(
+            "journey_timer_index_customers",
+            "Customers with a deadline inside the scheduler's in-memory window",
+            registry=r,
+        )
+        self.timer_index_load = Histogram(
+            "journey_timer_index_load_seconds",
+            "Time to load the due table into the scheduler's index (assignment or window move)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.timer_ticks = Counter(
+            "journey_timer_ticks_total", "Firing messages the scheduler sent", registry=r
+        )
+        self.actions_held = Counter(
+            "journey_actions_held_total",
+            "Actions held by quiet hours until their send_after",
+            ["channel"],
+            registry=r,
+        )
+        self.held_releases = Counter(
+            "journey_held_releases_total",
+            "Held actions at their release: reason chosen (sent) or why withdrawn",
+            ["channel", "reason"],
+            registry=r,
+        )
         self.ready = Gauge(
             "journey_worker_ready",
             "1 when partitions are assigned and tables recovered",

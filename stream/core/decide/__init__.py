@@ -1,6 +1,6 @@
 """The decision engine: policy-as-code, filters, arbitration, contact policy, explain records."""
 
-from stream.core.decide.engine import decide_event
+from stream.core.decide.engine import condition_context, decide_event, decide_timer
 from stream.core.decide.policy import Policy, PolicyError, load_policy, load_policy_file
 from stream.core.decide.records import Action, Candidate, Decision, Reason, TriggerRef
 
@@ -12,7 +12,9 @@ __all__ = [
     "PolicyError",
     "Reason",
     "TriggerRef",
+    "condition_context",
     "decide_event",
+    "decide_timer",
     "load_policy",
     "load_policy_file",
 ]

@@ -57,22 +57,21 @@ class _ChannelPick:
     checks: tuple[tuple[str, str], ...]
 
 
-def decide_event(
+def condition_context(
     state: CustomerState, event: Event, policy: Policy, now_ms: int
-) -> Decision | None:
-    """The decision an event triggers for this customer, or None if no action names it."""
-    entries = policy.by_event.get(event.type)
-    if not entries:
-        return None
-    trigger = TriggerRef(event.event_id, event.type, event.channel)
-    zone = customer_zone(state.timezone, policy.contact.default_timezone)
-    plan = policy.view_plan
+) -> Callable[[], Evaluator]:
+    """The CEL evaluator for one trigger, built on first use and then shared.
+
+    Building converts every variable the policy reads, so a trigger no condition looks
+    at costs nothing.
+    """
     evaluator: Evaluator | None = None
+    plan = policy.view_plan
 
     def conditions() -> Evaluator:
-        # Built on first use: the CEL runtime converts every value it is given.
         nonlocal evaluator
         if evaluator is None:
+            zone = customer_zone(state.timezone, policy.contact.default_timezone)
             evaluator = Evaluator.build(
                 {
                     "customer": plan.customer(state),
@@ -83,6 +82,49 @@ def decide_event(
                 }
             )
         return evaluator
+
+    return conditions
+
+
+def decide_event(
+    state: CustomerState,
+    event: Event,
+    policy: Policy,
+    now_ms: int,
+    conditions: Callable[[], Evaluator] | None = None,
+) -> Decision | None:
+    """The decision an event triggers for this customer, or None if no action names it.
+
+    A fired timer is decided the same way through ``decide_timer``.
+    """
+    entries = policy.by_event.get(event.type)
+    if not entries:
+        return None
+    return _decide(state, event, entries, policy, now_ms, conditions)
+
+
+def decide_timer(
+    state: CustomerState, fired: Event, policy: Policy, now_ms: int
+) -> Decision | None:
+    """The decision a fired timer (as ``FiredTimer.to_event``) triggers, or None."""
+    entries = policy.by_timer.get(fired.type)
+    if not entries:
+        return None
+    return _decide(state, fired, entries, policy, now_ms, None)
+
+
+def _decide(
+    state: CustomerState,
+    event: Event,
+    entries: tuple[tuple[ActionSpec, Trigger], ...],
+    policy: Policy,
+    now_ms: int,
+    conditions: Callable[[], Evaluator] | None,
+) -> Decision:
+    trigger = TriggerRef(event.event_id, event.type, event.channel)
+    zone = customer_zone(state.timezone, policy.contact.default_timezone)
+    if conditions is None:
+        conditions = condition_context(state, event, policy, now_ms)
 
     candidates: list[Candidate] = []
     scored: list[_Scored] = []

@@ -23,6 +23,8 @@ from stream.core.schemas import SchemaCatalog
 DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 DEFAULT_PROPENSITY = 0.05
 DEFAULT_VALIDITY_MS = 7 * DURATION_MS["d"]
+DEFAULT_TIMER_GRACE_MS = DURATION_MS["h"]
+ANY_EVENT = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,31 @@ class Trigger:
     event: str | None
     timer: str | None
     when: Condition | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerTrigger:
+    """An event type (or ``*``) that starts or cancels a timer, and an optional condition."""
+
+    event: str
+    when: Condition | None
+
+    def matches(self, event_type: str) -> bool:
+        """True if an event of this type is a candidate for the trigger (``when`` aside)."""
+        return self.event == ANY_EVENT or self.event == event_type
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSpec:
+    """A durable per-customer timer: "if nothing happens by then"."""
+
+    name: str
+    delay_ms: int
+    start: tuple[TimerTrigger, ...]
+    cancel: tuple[TimerTrigger, ...] = ()
+    restart: bool = True
+    grace_ms: int = DEFAULT_TIMER_GRACE_MS
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,8 @@ class Policy:
     constants: dict[str, Any] = field(default_factory=dict)
     view_plan: ViewPlan = field(default_factory=lambda: ViewPlan({}))
     by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
+    timers: tuple[TimerSpec, ...] = ()
+    by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
 
 
 def parse_duration_ms(text: str) -> int:
@@ -239,6 +268,72 @@ def _action(
     )
 
 
+def _timer_triggers(
+    checker: _Checker,
+    items: list[dict[str, Any]],
+    path: tuple[str | int, ...],
+    event_types: frozenset[str],
+) -> tuple[TimerTrigger, ...]:
+    triggers = []
+    for index, item in enumerate(items):
+        event = item["event"]
+        if event != ANY_EVENT and event not in event_types:
+            checker.problem((*path, index, "event"), f"unknown event type {event!r}")
+        triggers.append(TimerTrigger(event, checker.condition(item, "when", (*path, index))))
+    return tuple(triggers)
+
+
+def _timers(
+    checker: _Checker, items: list[dict[str, Any]], event_types: frozenset[str]
+) -> tuple[TimerSpec, ...]:
+    timers: list[TimerSpec] = []
+    for index, data in enumerate(items):
+        path: tuple[str | int, ...] = ("timers", index)
+        if data["name"] in {t.name for t in timers}:
+            checker.problem((*path, "name"), f"duplicate timer {data['name']!r}")
+        delay_ms = parse_duration_ms(data["delay"])
+        if delay_ms <= 0:
+            checker.problem((*path, "delay"), "delay must be positive")
+        timers.append(
+            TimerSpec(
+                name=data["name"],
+                delay_ms=delay_ms,
+                start=_timer_triggers(checker, data["start"], (*path, "start"), event_types),
+                cancel=_timer_triggers(
+                    checker, data.get("cancel", []), (*path, "cancel"), event_types
+                ),
+                restart=data.get("restart", True),
+                grace_ms=parse_duration_ms(data["grace"])
+                if "grace" in data
+                else DEFAULT_TIMER_GRACE_MS,
+                description=data.get("description", ""),
+            )
+        )
+    return tuple(timers)
+
+
+def _check_timer_links(
+    checker: _Checker, actions: Iterable[ActionSpec], timers: Iterable[TimerSpec]
+) -> None:
+    """Every timer an action names exists, and every timer triggers some action."""
+    names = {timer.name for timer in timers}
+    used: set[str] = set()
+    for index, action in enumerate(actions):
+        for t_index, trigger in enumerate(action.triggers):
+            if trigger.timer is None:
+                continue
+            used.add(trigger.timer)
+            if trigger.timer not in names:
+                checker.problem(
+                    ("actions", index, "triggers", t_index, "timer"),
+                    f"unknown timer {trigger.timer!r}; "
+                    f"declared: {', '.join(sorted(names)) or 'none'}",
+                )
+    for index, timer in enumerate(timers):
+        if timer.name not in used:
+            checker.problem(("timers", index, "name"), f"timer {timer.name!r} triggers no action")
+
+
 def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
     timezone = data.get("default_timezone", "UTC")
     try:
@@ -278,7 +373,11 @@ def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
     )
 
 
-def _expressions(actions: Iterable[ActionSpec]) -> Iterable[str]:
+def _expressions(actions: Iterable[ActionSpec], timers: Iterable[TimerSpec]) -> Iterable[str]:
+    for timer in timers:
+        for timer_trigger in (*timer.start, *timer.cancel):
+            if timer_trigger.when is not None:
+                yield timer_trigger.when.source
     for action in actions:
         for trigger in action.triggers:
             if trigger.when is not None:
@@ -295,16 +394,17 @@ def _expressions(actions: Iterable[ActionSpec]) -> Iterable[str]:
             yield expression.source
 
 
-def _index_by_event(
-    actions: Iterable[ActionSpec],
+def _index_triggers(
+    actions: Iterable[ActionSpec], kind: str
 ) -> dict[str, tuple[tuple[ActionSpec, Trigger], ...]]:
-    """Event type -> (action, trigger), one entry per action: its first trigger naming it."""
+    """Event type (or timer name) -> (action, trigger), one entry per action: its first."""
     index: dict[str, dict[str, tuple[ActionSpec, Trigger]]] = {}
     for action in actions:
         for trigger in action.triggers:
-            if trigger.event is not None:
-                index.setdefault(trigger.event, {}).setdefault(action.id, (action, trigger))
-    return {event: tuple(entries.values()) for event, entries in index.items()}
+            name = trigger.event if kind == "event" else trigger.timer
+            if name is not None:
+                index.setdefault(name, {}).setdefault(action.id, (action, trigger))
+    return {name: tuple(entries.values()) for name, entries in index.items()}
 
 
 def load_policy(
@@ -336,6 +436,8 @@ def load_policy(
         seen.add(action_data["id"])
         actions.append(_action(checker, action_data, index, prior, event_types))
     contact = _contact_policy(checker, data.get("contact_policy", {}))
+    timers = _timers(checker, data.get("timers", []), event_types)
+    _check_timer_links(checker, actions, timers)
     if checker.problems:
         raise PolicyError(checker.problems)
     arbitration = data.get("arbitration", {})
@@ -348,8 +450,10 @@ def load_policy(
         max_actions=arbitration.get("max_actions", 1),
         one_per_channel=arbitration.get("one_per_channel", False),
         constants=data.get("constants", {}),
-        view_plan=ViewPlan.from_sources(_expressions(actions)),
-        by_event=_index_by_event(actions),
+        view_plan=ViewPlan.from_sources(_expressions(actions, timers)),
+        by_event=_index_triggers(actions, "event"),
+        timers=timers,
+        by_timer=_index_triggers(actions, "timer"),
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from stream.core.timestamps import format_ms
 
 
@@ -27,11 +29,12 @@ class Reason(StrEnum):
     CONTACT_CAP = "contact_cap"
     CHANNEL_TAKEN = "channel_taken"
     OUTRANKED = "outranked"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerRef:
-    """What a decision answered: an event (or, later, a fired timer)."""
+    """What a decision answered: an event, a fired timer (channel ``timer``) or a release."""
 
     event_id: str
     type: str
@@ -108,6 +111,16 @@ class Action:
         if self.content is not None:
             message["content"] = self.content
         return message
+
+    def to_dict(self) -> dict[str, Any]:
+        """Lossless JSON-ready form (times in epoch ms), as held actions are stored."""
+        data: dict[str, Any] = orjson.loads(orjson.dumps(self))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Action:
+        """Inverse of ``to_dict``."""
+        return cls(**{**data, "trigger": TriggerRef(**data["trigger"])})
 
     def to_contact(self) -> dict[str, Any]:
         """The entry this action leaves in the customer's contact history."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stream.core.decide import Reason
 from tests.unit.core.conftest import build_event
-from tests.unit.core.decide.helpers import run
+from tests.unit.core.decide.helpers import NOON_MS, run
 
 DAY_MS = 86_400_000
 
@@ -44,11 +44,11 @@ def test_complaint_gives_a_call_back_task_with_the_case() -> None:
 def test_open_complaint_pauses_marketing_but_service_goes_through() -> None:
     complaint = build_event("complaint_opened", "call_center", {"case_id": "K1", "reason": "x"})
     unhappy = build_event("call_completed", "call_center", {"reason": "x", "sentiment": "negative"})
-    state, results = run([complaint, order("o1")])
+    state, results = run([complaint, order("o1", "beauty")])
     order_decision = results[1].decision
     assert order_decision.actions == ()
     reasons = {c.action: c.reason for c in order_decision.candidates}
-    assert reasons["app_download_invite"] is Reason.OPEN_SERVICE_CASE
+    assert reasons["replenishment_reminder"] is Reason.OPEN_SERVICE_CASE
     resolved = build_event("complaint_resolved", "call_center", {"case_id": "K1"})
     _, later = run([resolved, unhappy], state=state)
     assert chosen(later[1]) == [("service_follow_up", "call_center")]
@@ -65,11 +65,10 @@ def test_cart_without_loyalty_gets_a_signup_nudge() -> None:
     assert chosen(result) == [("loyalty_signup_nudge", "web")]
 
 
-def test_first_order_invites_to_the_app_with_a_qr_code() -> None:
-    _, [result] = run([order("o1")])
-    [action] = result.decision.actions
-    assert (action.action, action.channel) == ("app_download_invite", "email")
-    assert action.payload == {"qr_code": True, "placement": "parcel"}
+def test_first_order_invites_to_the_app_only_two_days_later() -> None:
+    _, [result] = run([order("o1", at_ms=NOON_MS)])
+    assert "app_download_invite" not in {c.action for c in result.decision.candidates}
+    assert set(result.state.timers) == {"app_invite_follow_up", "inactivity"}
 
 
 def test_repeat_order_gets_complete_the_look_by_push_for_app_users() -> None:
@@ -103,6 +102,63 @@ def test_positive_call_after_a_purchase_asks_for_a_review() -> None:
 
 
 def test_every_decision_names_the_policy_version() -> None:
-    _, [result] = run([order("o1")])
+    _, [result] = run([order("o1", "beauty")])
     assert result.decision.policy_version.startswith("default@")
     assert result.decision.actions[0].policy_version == result.decision.policy_version
+
+
+# --- timers of the shipped policy (the clock is just a number here)
+
+MINUTE_MS = 60_000
+KNOWN = {"timezone": "Europe/Paris", "consent": {"email": True, "push": True}}
+
+
+def at(event_type: str, minutes: int, channel: str = "web", **props):
+    return build_event(
+        event_type, channel, props, at_ms=NOON_MS + minutes * MINUTE_MS, context=KNOWN
+    )
+
+
+def fired_actions(state, minutes: int) -> tuple[object, list[str]]:
+    from stream.core.pipeline import fire
+    from tests.unit.core.decide.helpers import DEFAULT_POLICY
+
+    result = fire(state, NOON_MS + minutes * MINUTE_MS, DEFAULT_POLICY)
+    return result.state, [a.action for a in (*result.send, *result.held)]
+
+
+def add_to_cart(minutes: int):
+    return at("add_to_cart", minutes, product_id="p1", price=20.0)
+
+
+def test_a_cart_left_for_30_minutes_gets_a_reminder() -> None:
+    state, _ = run([add_to_cart(0)], now_ms=NOON_MS)
+    state, actions = fired_actions(state, 29)
+    assert actions == []
+    state, actions = fired_actions(state, 30)
+    assert actions == ["cart_reminder"]
+
+
+def test_a_checkout_before_30_minutes_cancels_the_reminder() -> None:
+    checkout = at("order_completed", 10, order_id="o1", value=20.0)
+    state, _ = run([add_to_cart(0), checkout], now_ms=NOON_MS)
+    _, actions = fired_actions(state, 31)
+    assert "cart_reminder" not in actions
+
+
+def test_the_app_invitation_comes_two_days_after_the_first_order_without_an_app() -> None:
+    state, _ = run([at("order_completed", 0, order_id="o1", value=20.0)], now_ms=NOON_MS)
+    _, actions = fired_actions(state, 2 * 24 * 60)
+    assert actions == ["app_download_invite"]
+    installed, _ = run(
+        [at("order_completed", 0, order_id="o1", value=20.0), at("app_installed", 60, "app")],
+        now_ms=NOON_MS,
+    )
+    assert "app_invite_follow_up" not in installed.timers
+
+
+def test_a_buyer_inactive_for_30_days_gets_a_win_back() -> None:
+    state, _ = run([at("order_completed", 0, order_id="o1", value=20.0)], now_ms=NOON_MS)
+    state, _ = fired_actions(state, 2 * 24 * 60)  # the app invitation
+    _, actions = fired_actions(state, 30 * 24 * 60)
+    assert actions == ["win_back"]

@@ -210,7 +210,9 @@ def test_conditions_filter_with_their_reason_and_runtime_errors_are_explained() 
 
 
 def test_same_inputs_give_the_same_decision_and_explain_record() -> None:
-    event = order()
+    event = build_event(
+        "order_completed", properties={"order_id": "o1", "value": 10.0, "category": "beauty"}
+    )
     _, [a] = run([event])
     _, [b] = run([event])
     assert a.decision == b.decision

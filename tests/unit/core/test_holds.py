@@ -1,0 +1,127 @@
+"""Quiet-hours holds: decided at night, kept in the state, released (or withdrawn) at morning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from stream.core.decide import Reason
+from stream.core.holds import RELEASE_TRIGGER
+from stream.core.pipeline import fire, step
+from stream.core.timestamps import format_ms
+from tests.unit.core.conftest import build_event
+from tests.unit.core.decide.helpers import CATALOG, LIMITS, policy_from
+
+HOUR_MS = 3_600_000
+
+POLICY = policy_from(
+    """
+    format: 1
+    name: quiet
+    contact_policy:
+      default_timezone: Europe/Paris
+      quiet_hours: {start: "21:00", end: "08:00", channels: [email]}
+      caps: [{name: email_daily, channels: [email], max: 1, window: 24h}]
+    actions:
+      - id: promo
+        category: marketing
+        channels: [email]
+        validity: 1d
+        triggers: [{event: order_completed}]
+      - id: callback
+        category: service
+        channels: [call_center]
+        triggers: [{event: complaint_opened}]
+    """
+)
+PARIS = {"timezone": "Europe/Paris", "consent": {"email": True}}
+
+
+def utc_ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+
+def order(at_ms: int, order_id: str = "o1"):
+    return build_event(
+        "order_completed",
+        properties={"order_id": order_id, "value": 5.0},
+        at_ms=at_ms,
+        context=PARIS,
+        event_id=order_id,
+    )
+
+
+def test_a_message_decided_at_night_is_held_not_sent() -> None:
+    night = utc_ms(2026, 11, 23, 22)  # 23:00 in Paris
+    result = step(None, order(night), night, LIMITS, POLICY)
+    assert result.send == ()
+    [held] = result.held
+    assert format_ms(held.send_after_ms) == "2026-11-24T07:00:00.000Z"  # 08:00 Paris
+    assert result.state.next_due_ms() == held.send_after_ms
+    assert result.decision is not None and result.decision.actions == (held,)  # explained now
+    assert result.state.sent_counts == {"promo": 1}  # caps count it at its send time
+
+
+def test_the_held_message_is_released_unchanged_in_the_morning() -> None:
+    night = utc_ms(2026, 11, 23, 22)
+    held = step(None, order(night), night, LIMITS, POLICY)
+    too_early = fire(held.state, utc_ms(2026, 11, 24, 6, 59), POLICY)
+    assert too_early.send == () and too_early.state is held.state
+    morning = fire(held.state, utc_ms(2026, 11, 24, 7), POLICY)
+    assert morning.send == held.held
+    [record] = morning.decisions
+    assert (record.trigger.type, record.trigger.channel) == (RELEASE_TRIGGER, "timer")
+    assert record.candidates[0].reason is Reason.CHOSEN
+    assert CATALOG.message_error("decision", record.to_message()) is None
+    assert morning.state.held == []
+    assert fire(morning.state, utc_ms(2026, 11, 24, 8), POLICY).send == ()  # once
+
+
+def test_a_complaint_during_the_night_withdraws_the_promotion() -> None:
+    night = utc_ms(2026, 11, 23, 22)
+    held = step(None, order(night), night, LIMITS, POLICY)
+    complaint = build_event(
+        "complaint_opened", "call_center", {"case_id": "K1", "reason": "late"}, at_ms=night + 1
+    )
+    after = step(held.state, complaint, night + HOUR_MS, LIMITS, POLICY)
+    assert [a.action for a in after.send] == ["callback"]  # service is never held
+    morning = fire(after.state, utc_ms(2026, 11, 24, 7), POLICY)
+    assert morning.send == ()
+    [record] = morning.decisions
+    assert record.candidates[0].reason is Reason.OPEN_SERVICE_CASE
+    assert "promo" not in {c["action"] for c in morning.state.contacts}  # caps freed
+    assert morning.state.sent_counts["promo"] == 0
+
+
+def test_an_unsubscribe_during_the_night_withdraws_the_email() -> None:
+    night = utc_ms(2026, 11, 23, 22)
+    held = step(None, order(night), night, LIMITS, POLICY)
+    unsubscribed = build_event("unsubscribed", "email", at_ms=night + 1, context=PARIS)
+    after = step(held.state, unsubscribed, night + HOUR_MS, LIMITS, POLICY)
+    morning = fire(after.state, utc_ms(2026, 11, 24, 7), POLICY)
+    assert morning.send == ()
+    assert morning.decisions[0].candidates[0].reason is Reason.NO_CONSENT
+
+
+def test_a_release_processed_after_expiry_is_dropped() -> None:
+    night = utc_ms(2026, 11, 23, 22)
+    held = step(None, order(night), night, LIMITS, POLICY)
+    days_later = fire(held.state, utc_ms(2026, 11, 26, 7), POLICY)  # worker down for two days
+    assert days_later.send == ()
+    assert days_later.decisions[0].candidates[0].reason is Reason.EXPIRED
+
+
+def test_release_is_dst_safe_on_the_spring_forward_night() -> None:
+    # Paris moves from 02:00 CET to 03:00 CEST on 2026-03-29: 08:00 local is 06:00 UTC.
+    night = utc_ms(2026, 3, 28, 21, 30)  # 22:30 CET
+    held = step(None, order(night), night, LIMITS, POLICY)
+    [action] = held.held
+    assert format_ms(action.send_after_ms) == "2026-03-29T06:00:00.000Z"
+    assert fire(held.state, utc_ms(2026, 3, 29, 5, 59), POLICY).send == ()
+    assert fire(held.state, utc_ms(2026, 3, 29, 6), POLICY).send == (action,)
+
+
+def test_release_is_dst_safe_on_the_fall_back_night() -> None:
+    # Paris moves from 03:00 CEST back to 02:00 CET on 2026-10-25: 08:00 local is 07:00 UTC.
+    night = utc_ms(2026, 10, 24, 20)  # 22:00 CEST
+    held = step(None, order(night), night, LIMITS, POLICY)
+    assert format_ms(held.held[0].send_after_ms) == "2026-10-25T07:00:00.000Z"
