@@ -29,7 +29,7 @@ from stream.core.pipeline import StepResult, fire, step
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
-from stream.shell.clock import Clock, clock_from
+from stream.shell.clock import Clock
 from stream.shell.faust_compat import group_by_partition, partition_context
 from stream.shell.metrics import Metrics
 from stream.shell.policy_source import PolicySource
@@ -142,7 +142,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         key_type=bytes,
         value_type=bytes,
     )
-    clock = clock_from(settings.clock_speed, settings.clock_anchor_ms)
+    clock = settings.clock()
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
 
     async def send_tick(key: bytes, value: bytes) -> None:

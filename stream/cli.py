@@ -37,6 +37,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from stream.simulate.producer import run_simulation
 
     settings = load_settings()
+    clock = settings.clock()
 
     def progress(sent: int, elapsed_s: float) -> None:
         print(f"simulate: {sent} events sent in {elapsed_s:.0f} s", flush=True)
@@ -51,6 +52,11 @@ def _simulate(args: argparse.Namespace) -> int:
             max_events=args.events,
             duration_s=args.duration,
             on_progress=progress,
+            start_ms=clock.now_ms(),
+            time_scale=clock.speed,
+            clock_now_ms=clock.now_ms if clock.speed != 1 or clock.start_ms else None,
+            step_ms=args.step_ms,
+            lapse_share=args.lapse_share,
         )
     )
     print(
@@ -114,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=42)
     simulate.add_argument("--events", type=int, default=None, help="stop after this many events")
     simulate.add_argument("--duration", type=float, default=None, help="stop after seconds")
+    simulate.add_argument(
+        "--step-ms",
+        type=int,
+        default=None,
+        help="mean wait between the events of one journey, in clock ms (default: scales with "
+        "the traffic)",
+    )
+    simulate.add_argument(
+        "--lapse-share",
+        type=float,
+        default=0.0,
+        help="chance that a buyer goes quiet for 31-60 days after a journey (win-back demo)",
+    )
 
     commands.add_parser("topics", help="create the contract topics (idempotent)")
 

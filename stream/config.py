@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stream.shell.clock import Clock, clock_from
+
 CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
 CHANNELS_OUT: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
 
@@ -99,6 +101,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "epoch ms where a sped-up clock equals the wall clock (default: process start); "
         "share it across the processes of one run",
     ),
+    "JOURNEY_CLOCK_START_MS": (
+        "",
+        "the clock's time (epoch ms) at the anchor, to pin it to a chosen moment "
+        "(default: the anchor itself)",
+    ),
     "JOURNEY_TIMER_TICK_S": ("0.1", "how often (real s) the scheduler looks for due timers"),
     "JOURNEY_TIMER_HORIZON_S": (
         "3600",
@@ -137,8 +144,13 @@ class Settings:
     policy_poll_s: float
     clock_speed: float = 1.0
     clock_anchor_ms: int | None = None
+    clock_start_ms: int | None = None
     timer_tick_s: float = 0.1
     timer_horizon_s: float = 3600.0
+
+    def clock(self) -> Clock:
+        """The processing clock these settings describe."""
+        return clock_from(self.clock_speed, self.clock_anchor_ms, self.clock_start_ms)
 
     @property
     def broker_url(self) -> str:
@@ -177,6 +189,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock_speed=float(get("JOURNEY_CLOCK_SPEED")),
         clock_anchor_ms=int(get("JOURNEY_CLOCK_ANCHOR_MS"))
         if get("JOURNEY_CLOCK_ANCHOR_MS")
+        else None,
+        clock_start_ms=int(get("JOURNEY_CLOCK_START_MS"))
+        if get("JOURNEY_CLOCK_START_MS")
         else None,
         timer_tick_s=float(get("JOURNEY_TIMER_TICK_S")),
         timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),

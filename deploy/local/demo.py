@@ -3,16 +3,26 @@
 Ctrl-C (or DEMO_DURATION seconds) stops everything this script started, by PID; a
 broker that was already running is left running.
 
+Every run is a fresh deployment: its own topic prefix (``demo<seed>.``), app id and state
+directory; the topics and state of earlier demo runs are deleted first. The worker and
+the simulator share a sped-up clock (DEMO_CLOCK_SPEED, default 14400: one real second is
+four clock hours), so the timers of the default policy show within minutes: cart
+abandonment (30 min), the app invitation two days after a first order, quiet-hours
+releases every clock morning and win-backs after 30 days of inactivity (about three
+minutes in; some simulated buyers lapse for 31-60 days).
+
 Environment: DEMO_RATE (events/s, default 200), DEMO_CUSTOMERS (default 2000),
-DEMO_SEED (default: the current time, so each run brings new events),
-DEMO_DURATION (seconds, default: until Ctrl-C),
-DEMO_WEB_PORT (worker web port, default 6066).
+DEMO_SEED (default: the current time), DEMO_DURATION (seconds, default: until Ctrl-C),
+DEMO_WEB_PORT (worker web port, default 6066), DEMO_CLOCK_SPEED (default 14400).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,6 +81,24 @@ def stop(process: Popen[bytes] | None, name: str) -> None:
         process.wait()
 
 
+DEMO_TOPIC = re.compile(r"^(demo\d+\.|journey-demo-\d+-)")
+
+
+async def delete_old_demo_topics(bootstrap: str) -> int:
+    """Delete the topics of earlier demo runs (and only those); returns how many."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        old = [t for t in await admin.list_topics() if DEMO_TOPIC.match(t)]
+        if old:
+            await admin.delete_topics(old)
+        return len(old)
+    finally:
+        await admin.close()
+
+
 def main() -> int:
     rate = os.environ.get("DEMO_RATE", "200")
     customers = os.environ.get("DEMO_CUSTOMERS", "2000")
@@ -79,19 +107,29 @@ def main() -> int:
     seed = os.environ.get("DEMO_SEED", str(int(time.time())))
     duration = os.environ.get("DEMO_DURATION")
     port = os.environ.get("DEMO_WEB_PORT", "6066")
+    speed = os.environ.get("DEMO_CLOCK_SPEED", "14400")
     run_dir = ROOT / ".run" / "demo"
+    shutil.rmtree(run_dir / "state", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"demo{seed}."
     env = {
         **os.environ,
-        "JOURNEY_APP_ID": os.environ.get("JOURNEY_APP_ID", "journey-demo"),
+        "JOURNEY_APP_ID": f"journey-demo-{seed}",
+        "JOURNEY_TOPIC_PREFIX": prefix,
         "JOURNEY_DATA_DIR": str(run_dir / "state"),
         "JOURNEY_WEB_PORT": port,
+        "JOURNEY_CLOCK_SPEED": speed,
+        "JOURNEY_CLOCK_ANCHOR_MS": str(int(time.time() * 1000)),
     }
     started_kafka = not kafka_running()
     if started_kafka:
         subprocess.run([KAFKA, "up"], check=True)
     worker = simulator = watcher = None
     try:
+        broker = env.get("JOURNEY_BROKER", "127.0.0.1:9092")
+        deleted = asyncio.run(delete_old_demo_topics(broker))
+        if deleted:
+            say(f"demo: deleted {deleted} topic(s) of earlier demo runs", flush=True)
         subprocess.run([BIN / "journey", "topics"], env=env, check=True)
         with open(run_dir / "worker.log", "wb") as worker_log:
             worker = spawn([BIN / "journey", "worker"], env, worker_log)
@@ -102,13 +140,14 @@ def main() -> int:
         )
         wait_ready(f"http://127.0.0.1:{port}/ready", worker)
         sim_args = ["--customers", customers, "--rate", rate, "--seed", seed]
+        sim_args += ["--step-ms", "180000", "--lapse-share", "0.1"]
         if duration:
             sim_args += ["--duration", duration]
         with open(run_dir / "simulate.log", "wb") as sim_log:
             simulator = spawn([BIN / "journey", "simulate", *sim_args], env, sim_log)
         say(
             f"demo: simulator pid {simulator.pid} at {rate} events/s for {customers} customers, "
-            f"seed {seed}; "
+            f"seed {seed}, topics {prefix}*, clock x{speed}; "
             "actions follow (Ctrl-C stops everything)",
             flush=True,
         )

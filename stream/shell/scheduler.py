@@ -67,7 +67,7 @@ class Scheduler:
         if now_ms >= self.next_advance_ms:
             self.index.advance(now_ms)
             self.next_advance_ms = now_ms + self.index.horizon_ms // 2
-            await self.load(self.index.partitions, "window")
+            await self.load(self.index.partitions, "assignment" if added else "window")
         elif added:
             await self.load(added, "assignment")
         fired = 0

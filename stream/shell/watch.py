@@ -10,32 +10,44 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from stream.config import Settings
+from stream.core.timestamps import format_ms
 
 SUMMARY_EVERY_S = 5.0
+TIMER_METRICS = ("journey_timers_fired_total", "journey_actions_held_total")
 
 
-def events_total(metrics_url: str) -> float | None:
-    """Sum of journey_events_total on a worker's /metrics, or None if unreachable."""
+def metric_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float] | None:
+    """Sum of each named counter (all labels) on a worker's /metrics, or None if unreachable."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=2) as response:
             text = response.read().decode()
     except OSError:
         return None
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("journey_events_total{")
-    )
+    totals = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def events_total(metrics_url: str) -> float | None:
+    """Sum of journey_events_total on a worker's /metrics, or None if unreachable."""
+    totals = metric_totals(metrics_url, ("journey_events_total",))
+    return None if totals is None else totals["journey_events_total"]
 
 
 def format_action(action: dict[str, object]) -> str:
     """One readable line per action."""
     trigger = action.get("trigger") or {}
     assert isinstance(trigger, dict)
-    return (
+    line = (
         f"{action['channel']:>11} | {action['customer_id']:<12} | {action['action']:<20} "
         f"<- {trigger.get('channel')}/{trigger.get('type')}: {action['reason']}"
     )
+    if action.get("send_after"):
+        line += f" [held by quiet hours, released at {action['send_after']}]"
+    return line
 
 
 async def watch_actions(
@@ -49,6 +61,7 @@ async def watch_actions(
         enable_auto_commit=False,
     )
     await consumer.start()
+    clock = settings.clock()
     started = last = time.monotonic()
     actions_since = 0
     events_before = events_total(metrics_url) if metrics_url else None
@@ -63,12 +76,21 @@ async def watch_actions(
             now = time.monotonic()
             if now - last >= SUMMARY_EVERY_S:
                 line = f"--- {actions_since / (now - last):.1f} actions/s"
+                if clock.speed != 1:
+                    moment = format_ms(clock.now_ms())[:16]
+                    line = f"--- clock {moment}Z (x{clock.speed:g}): {line[4:]}"
                 if metrics_url:
                     events_now = events_total(metrics_url)
                     if events_now is not None and events_before is not None:
                         rate = (events_now - events_before) / (now - last)
                         line += f", worker ingested {rate:.0f} events/s ({events_now:.0f} in total)"
                     events_before = events_now
+                    timers = metric_totals(metrics_url, TIMER_METRICS)
+                    if timers is not None:
+                        line += (
+                            f"; timers fired {timers['journey_timers_fired_total']:.0f}, "
+                            f"actions held {timers['journey_actions_held_total']:.0f}"
+                        )
                 print(line, flush=True)
                 actions_since, last = 0, now
             await asyncio.sleep(0)

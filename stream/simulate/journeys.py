@@ -58,6 +58,7 @@ CONTEXT_SHARE = 0.92
 SMS_CONSENT_SHARE = 0.6
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,16 +259,31 @@ def to_topic(prefix: str, channel: str) -> str:
 
 
 def generate_events(
-    customers: int, seed: int, start_ms: int, mean_gap_ms: int = 60_000
+    customers: int,
+    seed: int,
+    start_ms: int,
+    mean_gap_ms: int = 60_000,
+    *,
+    step_ms: int | None = None,
+    lapse_share: float = 0.0,
 ) -> Iterator[SimulatedEvent]:
-    """Infinite, deterministic, time-ordered stream of contract-valid journey events."""
+    """Infinite, deterministic, time-ordered stream of contract-valid journey events.
+
+    ``step_ms`` fixes the scale of the waits *inside* a journey (a click stream takes
+    minutes whatever the traffic); by default they scale with ``mean_gap_ms``.
+    ``lapse_share`` is the chance that a customer who has bought goes quiet for 31 to 60
+    days after a journey (churn, so that win-back timers have someone to win back).
+    """
     if customers < 1:
         raise ValueError(f"customers must be at least 1, got {customers}")
     if mean_gap_ms < 1:
         raise ValueError(f"mean_gap_ms must be at least 1, got {mean_gap_ms}")
     if start_ms < 0:
         raise ValueError(f"start_ms must not be negative, got {start_ms}")
-    return _Simulation(customers, seed, start_ms, mean_gap_ms).run()
+    simulation = _Simulation(customers, seed, start_ms, mean_gap_ms)
+    simulation.step_ms = step_ms or mean_gap_ms
+    simulation.lapse_share = lapse_share
+    return simulation.run()
 
 
 class _Journey:
@@ -287,7 +303,7 @@ class _Journey:
     ) -> None:
         """Plan an event after about ``wait`` mean gaps (the first one starts the journey)."""
         if self.steps:
-            self.now += self.sim.gap(wait)
+            self.now += self.sim.step_gap(wait)
         self.steps.append(self._step(self.now, channel, type_, properties))
 
     def defer(self, channel: str, type_: str, properties: dict[str, Any], *, wait: float) -> None:
@@ -316,6 +332,8 @@ class _Simulation:
         self.rng = random.Random(seed)
         self.seed = seed
         self.mean_gap_ms = mean_gap_ms
+        self.step_ms = mean_gap_ms
+        self.lapse_share = 0.0
         self.queue: list[tuple[int, int, _Customer | _Step]] = []
         self.sequence = 0
         self.emitted = 0
@@ -338,6 +356,10 @@ class _Simulation:
     def gap(self, scale: float) -> int:
         """Random exponential gap of about ``scale`` mean gaps, at least 1 ms."""
         return max(1, round(self.rng.expovariate(1.0) * scale * self.mean_gap_ms))
+
+    def step_gap(self, scale: float) -> int:
+        """Random gap between two events of one journey: about ``scale`` step units."""
+        return max(1, round(self.rng.expovariate(1.0) * scale * self.step_ms))
 
     def next_order_id(self) -> str:
         """Unique, deterministic order id."""
@@ -410,6 +432,8 @@ class _Simulation:
         busy_ms = journey.now - start_ms
         idle_mean_ms = max(planned * self.mean_gap_ms - busy_ms, self.mean_gap_ms // 2, 1)
         idle_ms = max(1, round(self.rng.expovariate(1.0) * idle_mean_ms))
+        if self.lapse_share and who.orders > 0 and self.rng.random() < self.lapse_share:
+            idle_ms = self.rng.randrange(31 * DAY_MS, 60 * DAY_MS)
         self._push(journey.now + idle_ms, who)
 
     def _materialise(self, step: _Step) -> SimulatedEvent:

@@ -69,16 +69,28 @@ async def run_simulation(
     duration_s: float | None = None,
     start_ms: int | None = None,
     on_progress: Callable[[int, float], None] | None = None,
+    time_scale: float = 1.0,
+    clock_now_ms: Callable[[], int] | None = None,
+    step_ms: int | None = None,
+    lapse_share: float = 0.0,
 ) -> SimulationStats:
     """Produce simulated journeys to ``<prefix>events.<channel>`` at ``rate`` events/s until done.
 
     Stops after ``max_events`` events or ``duration_s`` seconds, whichever comes first (neither:
     runs until cancelled; cancellation is re-raised after the producer is flushed and stopped).
     ``on_progress(events_sent, elapsed_s)`` is called about once a second and at the end.
+    ``time_scale`` is the workers' clock speed: with 720, the events' simulated time runs
+    720 times faster than the wall clock. With ``clock_now_ms`` (the workers' clock) the
+    events are paced by their ``occurred_at`` on that clock instead of by count, so event
+    time and the workers' processing time stay together; ``rate`` then only sets how busy
+    customers are. ``step_ms`` and ``lapse_share``: see ``generate_events``.
     """
     if start_ms is None:
         start_ms = int(time.time() * 1000)
-    events = generate_events(customers, seed, start_ms, mean_gap_for(customers, rate))
+    mean_gap_ms = mean_gap_for(customers, rate / time_scale if rate > 0 else rate)
+    events = generate_events(
+        customers, seed, start_ms, mean_gap_ms, step_ms=step_ms, lapse_share=lapse_share
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -92,10 +104,14 @@ async def run_simulation(
     last_progress = 0.0
     try:
         while (size := pacer.next_batch_size()) > 0:
-            await pacer.wait_for_turn()
+            if clock_now_ms is None:
+                await pacer.wait_for_turn()
             if pacer.out_of_time():
                 break
             batch = _take(events, size)
+            if clock_now_ms is not None:
+                ahead_ms = batch[-1].occurred_at_ms - clock_now_ms()
+                await pacer.sleep(ahead_ms / time_scale / 1000)
             await _send_batch(producer, topic_prefix, batch)
             pacer.sent += len(batch)
             by_channel.update(event.channel for event in batch)
@@ -141,6 +157,12 @@ class _Pacer:
         if self.max_events is None:
             return self.batch_size
         return max(0, min(self.batch_size, self.max_events - self.sent))
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, but not past the end of the run."""
+        if self.duration_s is not None:
+            seconds = min(seconds, self.duration_s - self.elapsed())
+        await asyncio.sleep(max(0.0, seconds))
 
     async def wait_for_turn(self) -> None:
         """Sleep until the next event is due (no-op when unpaced or behind schedule)."""

@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 from stream.config import Settings, load_settings
 from stream.core.schemas import SchemaCatalog, load_catalog
+from tests.integration.events import BASE
 
 BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,6 +238,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "JOURNEY_SESSION_TIMEOUT_S": "6",
         "JOURNEY_BATCH_WITHIN_S": "0.02",
         "JOURNEY_LOG_LEVEL": "info",
+        # The processing clock starts at 10:00 UTC (11:00 in Paris) on the day of the
+        # test events, whatever the hour: decisions never fall into quiet hours by chance.
+        "JOURNEY_CLOCK_ANCHOR_MS": str(int(time.time() * 1000)),
+        "JOURNEY_CLOCK_START_MS": str(int(BASE.timestamp() * 1000) + 3_600_000),
     }
     yield Deployment(load_settings(env), env, tmp_path_factory.mktemp(run_id), load_catalog())
 

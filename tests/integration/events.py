@@ -19,9 +19,13 @@ def event(
     *,
     event_id: str | None = None,
     consent: dict[str, bool] | None = None,
+    at_ms: int | None = None,
 ) -> dict[str, Any]:
-    """A contract-valid event with increasing timestamps."""
-    occurred_at = BASE + timedelta(seconds=next(_sequence))
+    """A contract-valid event at ``at_ms`` (default: increasing timestamps from BASE)."""
+    if at_ms is None:
+        occurred_at = BASE + timedelta(seconds=next(_sequence))
+    else:
+        occurred_at = datetime.fromtimestamp(at_ms / 1000, tz=UTC)
     return {
         "event_id": event_id or f"it-{uuid.uuid4().hex}",
         "type": type_,

@@ -82,7 +82,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         ("loyalty_signup_nudge", "web"),
     ]
     assert sorted((a["action"], a["channel"]) for a in actions if a["channel"] != "web") == [
-        ("app_download_invite", "email"),
+        ("complete_the_look", "push"),
         ("getting_started_series", "push"),
         ("service_recovery", "call_center"),
     ]
@@ -91,7 +91,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         assert action["policy_version"] and action["decided_at"]
     by_action = {a["action"]: a for a in actions}
     assert by_action["service_recovery"]["payload"]["case_id"] == "K1"
-    assert by_action["app_download_invite"]["trigger"]["type"] == "order_completed"
+    assert by_action["complete_the_look"]["trigger"]["type"] == "order_completed"
 
     assert set(state["channels"]) == {"web", "app", "store", "email", "call_center"}
     assert state["orders"]["count"] == 3 and state["orders"]["revenue"] == 219.8
@@ -104,6 +104,8 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
     assert state["identifiers"]["loyalty_id"] == "L100001"
     assert len(state["contacts"]) == 5
+    # The first order armed the app invitation for two days later; the install cancelled it.
+    assert "app_invite_follow_up" not in state["timers"] and "inactivity" in state["timers"]
 
     records = await deployment.collect(
         [deployment.settings.topics.decisions],
@@ -112,11 +114,11 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
     for decision in decisions:
         assert deployment.catalog.message_error("decision", decision) is None
-    # The repeat purchases were decided, and capped: two marketing messages a day at most.
-    repeat = next(d for d in decisions if d["trigger"]["event_id"] == journey[1][1][1]["event_id"])
+    # The store purchase was decided, and capped: two marketing messages a day at most.
+    repeat = next(d for d in decisions if d["trigger"]["event_id"] == journey[2][1][1]["event_id"])
     assert repeat["chosen"] == [] and repeat["chosen_channel"] is None
-    look = next(c for c in repeat["candidates"] if c["action"] == "complete_the_look")
-    assert look["reason"] == "contact_cap" and look["scores"]["priority"] > 0
+    refill = next(c for c in repeat["candidates"] if c["action"] == "replenishment_reminder")
+    assert refill["reason"] == "contact_cap" and refill["scores"]["priority"] > 0
 
     metrics = worker.metrics()
     assert 'journey_events_total{channel="call_center",type="complaint_opened"}' in metrics
@@ -140,7 +142,7 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     order_decision = next(d for d in decisions if d["trigger"]["type"] == "order_completed")
     assert order_decision["chosen"] == []
     reasons = {c["action"]: c["reason"] for c in order_decision["candidates"]}
-    assert reasons["app_download_invite"] == "open_service_case"
+    assert reasons["complete_the_look"] == "open_service_case"
 
 
 async def test_event_from_kafkas_console_producer_is_processed_the_same(
@@ -181,7 +183,7 @@ async def test_duplicate_event_ids_change_nothing(
     deployment: Deployment, worker: WorkerProcess
 ) -> None:
     cid = "C100004"
-    first = order(cid, "O41")
+    first = order(cid, "O41", "beauty")  # a first order of a consumable: one reminder
     await deployment.produce("web", [first, first])
     await deployment.produce("app", [{**first, "channel": "app"}])  # same id, other topic
     marker = event("web", "page_view", {"customer_id": cid}, {"url": "/after"})
