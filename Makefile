@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide bench-timers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ demo: install ## local Kafka + a worker + simulated traffic; actions print live;
 
 bench-decide: install ## time the decision step (default and 200-action policies)
 	$(BIN)/python bench/decide.py
+
+bench-timers: install kafka-up ## 1M pending timers (index rebuild, memory) and firing lag at 1,000/s
+	$(BIN)/python bench/timers.py
 
 clean: ## remove local state (broker data, worker state); keeps the jar cache and .venv
 	-$(KAFKA) down

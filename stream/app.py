@@ -30,7 +30,11 @@ from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
 from stream.shell.clock import Clock
-from stream.shell.faust_compat import group_by_partition, partition_context
+from stream.shell.faust_compat import (
+    group_by_partition,
+    partition_context,
+    set_fetch_max_wait_ms,
+)
 from stream.shell.metrics import Metrics
 from stream.shell.policy_source import PolicySource
 from stream.shell.scheduler import Scheduler
@@ -90,6 +94,7 @@ def owned_partitions(app: faust.App, topic: str) -> set[int] | None:
 
 def create_faust_app(settings: Settings) -> faust.App:
     """The bare Faust app configured from settings."""
+    set_fetch_max_wait_ms(settings.fetch_max_wait_ms)
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,

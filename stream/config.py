@@ -106,6 +106,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "the clock's time (epoch ms) at the anchor, to pin it to a chosen moment "
         "(default: the anchor itself)",
     ),
+    "JOURNEY_FETCH_MAX_WAIT_MS": (
+        "50",
+        "longest a consumer fetch waits for data (Faust's fixed 1500 adds up to 1.5 s latency)",
+    ),
     "JOURNEY_TIMER_TICK_S": ("0.1", "how often (real s) the scheduler looks for due timers"),
     "JOURNEY_TIMER_HORIZON_S": (
         "3600",
@@ -146,6 +150,7 @@ class Settings:
     clock_anchor_ms: int | None = None
     clock_start_ms: int | None = None
     timer_tick_s: float = 0.1
+    fetch_max_wait_ms: int = 50
     timer_horizon_s: float = 3600.0
 
     def clock(self) -> Clock:
@@ -194,5 +199,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if get("JOURNEY_CLOCK_START_MS")
         else None,
         timer_tick_s=float(get("JOURNEY_TIMER_TICK_S")),
+        fetch_max_wait_ms=int(get("JOURNEY_FETCH_MAX_WAIT_MS")),
         timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),
     )

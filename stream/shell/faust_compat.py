@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from faust import streams as faust_streams
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
 
 
@@ -52,3 +53,29 @@ def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]
     if db is None:
         return
     yield from store._visible_items(db)
+
+
+_fetch_max_wait_ms: int | None = None
+
+
+def set_fetch_max_wait_ms(milliseconds: int) -> None:
+    """Make the worker's Kafka consumer wait at most this long in a fetch request.
+
+    Faust hard-codes 1,500 ms. aiokafka leaves a partition with unconsumed buffered
+    records out of the next fetch request, so under steady traffic new records on it wait
+    for the in-flight request to time out on the idle partitions: up to 1.5 s of latency
+    for events and timer firings (measured: 1.4 s median firing lag). Applies to every
+    worker consumer this process creates afterwards.
+    """
+    global _fetch_max_wait_ms
+    if _fetch_max_wait_ms is None:
+        original = AIOKafkaConsumerThread._create_worker_consumer
+
+        def create_worker_consumer(self: Any, transport: Any) -> Any:
+            consumer = original(self, transport)
+            if _fetch_max_wait_ms is not None:
+                consumer._fetch_max_wait_ms = _fetch_max_wait_ms
+            return consumer
+
+        AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+    _fetch_max_wait_ms = milliseconds

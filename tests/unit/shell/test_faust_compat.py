@@ -39,3 +39,16 @@ def test_group_by_partition_keeps_offset_order_within_each_partition() -> None:
         0: [3, 4],
         2: [9],
     }
+
+
+async def test_worker_consumer_fetch_wait_is_lowered_from_fausts_fixed_value() -> None:
+    import faust
+
+    from stream.shell.faust_compat import set_fetch_max_wait_ms
+
+    app = faust.App("fetch-wait-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    thread = app.consumer._thread
+    set_fetch_max_wait_ms(40)
+    assert thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == 40
+    set_fetch_max_wait_ms(50)
+    assert thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == 50
