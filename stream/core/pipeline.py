@@ -22,7 +22,7 @@ from stream.core.decide import (
 )
 from stream.core.events import Event
 from stream.core.holds import hold, release_due
-from stream.core.state import CustomerState, Limits, StageChange, new_state, record_contacts, reduce
+from stream.core.state import CustomerState, Limits, StageChange, append_contacts, new_state, reduce
 from stream.core.timers import FiredTimer, TimerUpdate, apply_event, pop_due
 
 
@@ -60,7 +60,7 @@ def step(
     )
     decision = decide_event(updated, event, policy, now_ms, conditions)
     decisions = (decision,) if decision is not None else ()
-    updated, send, held = _record(updated, decisions, now_ms)
+    send, held = _record(updated, decisions, now_ms)
     return StepResult(
         updated,
         stage_change=reduction.stage_change,
@@ -77,7 +77,8 @@ def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
     Nothing due (a duplicate or early tick, a cancelled timer): the state is returned
     unchanged and nothing is emitted.
     """
-    if state.next_due_ms() is None or state.next_due_ms() > now_ms:  # type: ignore[operator]
+    due_ms = state.next_due_ms()
+    if due_ms is None or due_ms > now_ms:
         return StepResult(state)
     updated = state.copy()
     released, records = release_due(updated, now_ms, policy.version)
@@ -91,7 +92,7 @@ def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
             continue
         decisions.append(decision)
         # Record each decision's contacts before the next timer decides (caps see them).
-        updated, now_send, now_held = _record(updated, (decision,), now_ms)
+        now_send, now_held = _record(updated, (decision,), now_ms)
         send.extend(now_send)
         held.extend(now_held)
     return StepResult(
@@ -101,12 +102,13 @@ def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
 
 def _record(
     state: CustomerState, decisions: tuple[Decision, ...], now_ms: int
-) -> tuple[CustomerState, tuple[Action, ...], tuple[Action, ...]]:
-    """Record the chosen actions as contacts; split them into send-now and held."""
+) -> tuple[tuple[Action, ...], tuple[Action, ...]]:
+    """Record the chosen actions as contacts on ``state`` (the step's own copy) and split
+    them into send-now and held."""
     actions = [action for decision in decisions for action in decision.actions]
     if not actions:
-        return state, (), ()
-    state = record_contacts(state, [action.to_contact() for action in actions])
+        return (), ()
+    append_contacts(state, [action.to_contact() for action in actions])
     send: list[Action] = []
     held: list[Action] = []
     for action in actions:
@@ -115,4 +117,4 @@ def _record(
             held.append(action)
         else:
             send.append(action)
-    return state, tuple(send), tuple(held)
+    return tuple(send), tuple(held)

@@ -200,13 +200,18 @@ def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Cus
     if not contacts:
         return state
     new = state.copy()
-    new.contacts.extend(contacts)
-    del new.contacts[:-CONTACT_HISTORY_LIMIT]
-    for contact in contacts:
-        new.sent_counts[contact["action"]] = new.sent_counts.get(contact["action"], 0) + 1
-        channel = contact["channel"]
-        new.sent_by_channel[channel] = new.sent_by_channel.get(channel, 0) + 1
+    append_contacts(new, contacts)
     return new
+
+
+def append_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> None:
+    """``record_contacts`` in place, on a state the caller owns (saves a copy per step)."""
+    state.contacts.extend(contacts)
+    del state.contacts[:-CONTACT_HISTORY_LIMIT]
+    for contact in contacts:
+        state.sent_counts[contact["action"]] = state.sent_counts.get(contact["action"], 0) + 1
+        channel = contact["channel"]
+        state.sent_by_channel[channel] = state.sent_by_channel.get(channel, 0) + 1
 
 
 def withdraw_contact(state: CustomerState, action_id: str) -> None:

@@ -162,3 +162,21 @@ def test_a_buyer_inactive_for_30_days_gets_a_win_back() -> None:
     state, _ = fired_actions(state, 2 * 24 * 60)  # the app invitation
     _, actions = fired_actions(state, 30 * 24 * 60)
     assert actions == ["win_back"]
+
+
+def test_a_reminder_due_at_night_waits_for_the_morning() -> None:
+    from stream.core.pipeline import fire
+    from stream.core.timestamps import format_ms
+    from tests.unit.core.decide.helpers import DEFAULT_POLICY
+
+    evening = NOON_MS + 10 * 60 * MINUTE_MS  # 21:00 in Paris
+    cart = build_event(
+        "add_to_cart", "web", {"product_id": "p1", "price": 20.0}, at_ms=evening, context=KNOWN
+    )
+    state, _ = run([cart], now_ms=evening)
+    result = fire(state, evening + 30 * MINUTE_MS, DEFAULT_POLICY)
+    [held] = result.held
+    assert held.action == "cart_reminder" and result.send == ()
+    assert format_ms(held.send_after_ms) == "2026-11-24T07:00:00.000Z"  # 08:00 in Paris
+    morning = fire(result.state, held.send_after_ms, DEFAULT_POLICY)
+    assert morning.send == (held,)
