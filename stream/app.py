@@ -252,6 +252,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     async def process_partition(events: list[EventT], now: int, policy: Policy) -> None:
         states: dict[bytes, CustomerState | None] = {}
         dirty: set[bytes] = set()
+        retry_later: set[bytes] = set()
         for item in events:
             key = item.message.key
             try:
@@ -262,6 +263,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
                 await dead_letter(item, processing_error(exc), now_ms())
+                if b'"tick"' in item.message.value:
+                    retry_later.add(key)  # the deadlines stay; retry them later, not at once
                 continue
             if result is None:
                 continue
@@ -283,7 +286,13 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         for key, state in states.items():
             if key in dirty and state is not None:
                 customers[key] = state.to_json()
-            sync_due(key, partition, None if state is None else state.next_due_ms())
+            due_ms = None if state is None else state.next_due_ms()
+            sync_due(key, partition, due_ms)
+            if key in retry_later and due_ms is not None:
+                index.update(key, partition, max(due_ms, now + retry_ms))
+
+    # A firing that failed (a bug) is retried after a minute of real time, not in a loop.
+    retry_ms = int(60_000 * clock.speed)
 
     def sync_due(key: bytes, partition: int, due_ms: int | None) -> None:
         """Keep the due table (and the scheduler's index) equal to the state's next deadline.
