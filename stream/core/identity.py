@@ -2,7 +2,11 @@
 
 Raw email addresses and phone numbers never leave this module: they are normalised
 (email: trimmed, lower-cased; phone: E.164) and replaced by a salted SHA-256.
-Until identity resolution lands, each event is keyed by its strongest identifier.
+
+An identifier is written as a *token*: its kind's prefix and its value (``C000123``,
+``loyalty:L000123``, ``email:<sha256>``, ``phone:<sha256>``, ``anon:<cookie>``). A
+customer key is the token of the strongest identifier a profile was created under; the
+resolve stage maps every other token to it (see ``stream.core.resolve``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,37 @@ KEY_PREFIX: dict[str, str] = {
     "phone_sha256": "phone:",
     "anonymous_id": "anon:",
 }
+
+
+KIND_OF_PREFIX: dict[str, str] = {prefix: kind for kind, prefix in KEY_PREFIX.items() if prefix}
+
+
+def token(kind: str, value: str) -> str:
+    """The token of one identifier, e.g. ``token("anonymous_id", "a1") == "anon:a1"``."""
+    return KEY_PREFIX[kind] + value
+
+
+def tokens(identifiers: Mapping[str, str]) -> list[str]:
+    """The tokens of an event's identifiers, strongest first."""
+    return [token(kind, identifiers[kind]) for kind in KEY_ORDER if identifiers.get(kind)]
+
+
+def kind_of(key: str) -> str:
+    """The identifier kind a token or customer key was made from."""
+    prefix, colon, _ = key.partition(":")
+    if colon and prefix + ":" in KIND_OF_PREFIX:
+        return KIND_OF_PREFIX[prefix + ":"]
+    return "customer_id"
+
+
+def is_known(key: str) -> bool:
+    """True for a customer id (a known customer), False for a profile keyed otherwise."""
+    return kind_of(key) == "customer_id"
+
+
+def strength(key: str) -> int:
+    """Rank of a key's kind: 0 is the strongest (customer id), then loyalty, email, ..."""
+    return KEY_ORDER.index(kind_of(key))
 
 
 class IdentifierError(ValueError):

@@ -76,6 +76,9 @@ class CustomerState:
     timer_cancelled_at: dict[str, int] = field(default_factory=dict)
     # Actions held by quiet hours: {"due_ms": send_after, "action": action message}.
     held: list[dict[str, Any]] = field(default_factory=list)
+    # Identity: tokens linked to this profile (oldest first), links refused as conflicts.
+    linked: list[str] = field(default_factory=list)
+    identity_conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         """The stored form (orjson serialises the dataclass natively)."""

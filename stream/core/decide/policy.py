@@ -18,6 +18,7 @@ import yaml
 
 from stream.core.decide.variables import CEL_VARIABLES, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
+from stream.core.resolve import DEFAULT_MAX_IDENTIFIERS, IdentityRules
 from stream.core.schemas import SchemaCatalog
 
 DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -167,6 +168,7 @@ class Policy:
     view_plan: ViewPlan = field(default_factory=lambda: ViewPlan({}))
     by_event: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
     timers: tuple[TimerSpec, ...] = ()
+    identity: IdentityRules = field(default_factory=IdentityRules)
     by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
 
 
@@ -453,7 +455,16 @@ def load_policy(
         view_plan=ViewPlan.from_sources(_expressions(actions, timers)),
         by_event=_index_triggers(actions, "event"),
         timers=timers,
+        identity=_identity_rules(data.get("identity", {})),
         by_timer=_index_triggers(actions, "timer"),
+    )
+
+
+def _identity_rules(data: dict[str, Any]) -> IdentityRules:
+    return IdentityRules(
+        max_identifiers=data.get("max_identifiers", DEFAULT_MAX_IDENTIFIERS),
+        non_merging_kinds=frozenset(data.get("non_merging", [])),
+        non_merging_tokens=frozenset(data.get("non_merging_identifiers", [])),
     )
 
 

@@ -1,0 +1,123 @@
+"""Merging two profiles of one person into one state: pure, commutative where it can be.
+
+Used when an identity link shows that a profile (say an anonymous visitor's) belongs to
+another (the known customer's). The profiles saw disjoint events (each event is applied
+to exactly one profile), so counts add up; an event id both have seen (a duplicate
+delivered to both) is counted once. Rules:
+
+- first seen: the earliest; last update: the latest; stage: the furthest in the funnel,
+  its history the union by time;
+- cart: the union of the items (a product in both keeps the larger quantity);
+- orders: counts, revenue and returns add up, the last order is the latest one;
+- consent: the most recent profile's grants, and every opt-out of either (safety first);
+- open cases, channels, contact history, sent counts, responses, recent events, seen
+  event ids, pending timers (the later-armed of a name), held actions: united, bounded;
+- identifiers: every kind, the known profile's value where both have one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.stages import Stage
+from stream.core.state import (
+    CONTACT_HISTORY_LIMIT,
+    STAGE_HISTORY_LIMIT,
+    CustomerState,
+    Limits,
+)
+
+_STAGE_ORDER = {stage.value: index for index, stage in enumerate(Stage)}
+
+
+def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> CustomerState:
+    """``other`` folded into ``into`` (which keeps its key); neither input is changed."""
+    a, b = into.copy(), other.copy()
+    newer, older = (a, b) if a.updated_at_ms >= b.updated_at_ms else (b, a)
+    overlap = len(set(a.seen_event_ids) & set(b.seen_event_ids))
+    a.created_at_ms = _min_known(a.created_at_ms, b.created_at_ms)
+    a.updated_at_ms = max(a.updated_at_ms, b.updated_at_ms)
+    a.event_count = a.event_count + b.event_count - overlap
+    if _STAGE_ORDER[b.stage] > _STAGE_ORDER[a.stage]:
+        a.stage, a.stage_since_ms = b.stage, b.stage_since_ms
+    a.stage_history = _by_time(a.stage_history, b.stage_history, "at_ms")[-STAGE_HISTORY_LIMIT:]
+    a.identifiers = {**b.identifiers, **a.identifiers}
+    a.timezone = newer.timezone or older.timezone
+    for channel, seen in b.channels.items():
+        mine = a.channels.setdefault(channel, {"events": 0, "last_seen_ms": 0})
+        mine["events"] += seen["events"]
+        mine["last_seen_ms"] = max(mine["last_seen_ms"], seen["last_seen_ms"])
+    a.cart = _merge_carts(a.cart, b.cart)
+    a.orders = _merge_orders(a.orders, b.orders)
+    a.consent = {**older.consent, **newer.consent}
+    a.opt_outs = {**b.opt_outs, **a.opt_outs}
+    for channel in a.opt_outs:
+        a.consent[channel] = False
+    a.app_installed = a.app_installed or b.app_installed
+    a.open_cases = {**b.open_cases, **a.open_cases}
+    a.contacts = _by_time(a.contacts, b.contacts, "at_ms", "action_id")[-CONTACT_HISTORY_LIMIT:]
+    a.sent_counts = _add(a.sent_counts, b.sent_counts)
+    a.sent_by_channel = _add(a.sent_by_channel, b.sent_by_channel)
+    a.responses = _add(a.responses, b.responses)
+    recent = _by_time(a.recent_events, b.recent_events, "at_ms", "event_id")
+    a.recent_events = recent[-limits.recent_events :]
+    a.seen_event_ids = list(dict.fromkeys([*b.seen_event_ids, *a.seen_event_ids]))[
+        -limits.dedupe_window :
+    ]
+    for name, timer in b.timers.items():
+        pending = a.timers.get(name)
+        if pending is None or timer["armed_at_ms"] > pending["armed_at_ms"]:
+            a.timers[name] = timer
+    for name, at_ms in b.timer_cancelled_at.items():
+        a.timer_cancelled_at[name] = max(at_ms, a.timer_cancelled_at.get(name, at_ms))
+    held_ids = {h["action"]["action_id"] for h in a.held}
+    a.held.extend(h for h in b.held if h["action"]["action_id"] not in held_ids)
+    a.linked = list(dict.fromkeys([*a.linked, *b.linked, b.customer_key]))
+    a.identity_conflicts = [*a.identity_conflicts, *b.identity_conflicts][-20:]
+    return a
+
+
+def _min_known(x: int, y: int) -> int:
+    return min(v for v in (x, y) if v) if (x or y) else 0
+
+
+def _by_time(
+    mine: list[dict[str, Any]], theirs: list[dict[str, Any]], time_key: str, id_key: str = ""
+) -> list[dict[str, Any]]:
+    items = list(mine)
+    if id_key:
+        known = {item[id_key] for item in mine}
+        items.extend(item for item in theirs if item[id_key] not in known)
+    else:
+        items.extend(theirs)
+    return sorted(items, key=lambda item: item[time_key])
+
+
+def _add(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+    return {key: x.get(key, 0) + y.get(key, 0) for key in {*x, *y}}
+
+
+def _merge_carts(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
+    items = {pid: dict(item) for pid, item in x["items"].items()}
+    for pid, item in y["items"].items():
+        mine = items.get(pid)
+        if mine is None or item["quantity"] > mine["quantity"]:
+            items[pid] = dict(item)
+    value = round(sum(float(i["quantity"] * i["price"]) for i in items.values()), 2)
+    return {
+        "items": items,
+        "value": value,
+        "updated_at_ms": max(x["updated_at_ms"], y["updated_at_ms"]),
+    }
+
+
+def _merge_orders(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
+    latest = x if (x["last_order_at_ms"] or 0) >= (y["last_order_at_ms"] or 0) else y
+    return {
+        "count": x["count"] + y["count"],
+        "revenue": round(x["revenue"] + y["revenue"], 2),
+        "returns": x["returns"] + y["returns"],
+        "last_order_id": latest["last_order_id"],
+        "last_order_at_ms": latest["last_order_at_ms"],
+        "last_category": latest["last_category"] or x["last_category"] or y["last_category"],
+    }
