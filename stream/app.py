@@ -1,9 +1,11 @@
-"""create_app(settings): the Faust app, its topics, the customer table and the two agents.
+"""create_app(settings): the Faust app, its topics, tables and the three agents.
 
 Agents are thin: read a micro-batch, call the core, write what the core returned.
 
-    cjo.events.<channel> --ingest--> cjo.internal.customer-events --process--> actions, decisions
-                            \\--> cjo.dlq                              \\--> customers table
+    cjo.events.<channel> --ingest--> internal.identity-events --resolve--> internal.customer-events
+                            \\--> cjo.dlq     (keyed by identifier)  (aliases)   (keyed by customer)
+    internal.customer-events --process--> actions, decisions       (customers, due tables)
+                                    \\--> links back to identity-events, merges, erasures
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +28,11 @@ from stream.core.decide import Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
 from stream.core.holds import RELEASE_TRIGGER
+from stream.core.merge import merge_states
 from stream.core.pipeline import StepResult, fire, step
+from stream.core.resolve import LinkOutcome, decide_link
 from stream.core.schemas import SchemaCatalog, load_catalog
-from stream.core.state import CustomerState, Limits
+from stream.core.state import CustomerState, Limits, new_state
 from stream.core.timer_index import TimerIndex
 from stream.shell.clock import Clock
 from stream.shell.faust_compat import (
@@ -70,10 +75,28 @@ class JourneyApp:
     clock: Clock
     due: Any  # faust Table[bytes, bytes]: customer -> earliest deadline (ASCII epoch ms)
     scheduler: Scheduler
+    aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
 
     def is_ready(self) -> bool:
         """True when partitions are assigned, no rebalance runs and tables are recovered."""
         return app_ready(self.app)
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What is left of a profile merged into another: where its messages go now."""
+
+    into: str
+
+
+def load_profile(stored: bytes | None) -> CustomerState | Moved | None:
+    """A stored customer-table value: a profile, the stub of a merged one, or nothing."""
+    if stored is None:
+        return None
+    data = orjson.loads(stored)
+    if "merged_into" in data:
+        return Moved(data["merged_into"])
+    return CustomerState.from_dict(data)
 
 
 def app_ready(app: faust.App) -> bool:
@@ -134,6 +157,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     channel_of_topic = {topics.events(channel): channel for channel in catalog.event_types}
 
     ingress = app.topic(*topics.all_events)
+    identity_events = app.topic(topics.identity_events, partitions=settings.partitions)
     customer_events = app.topic(topics.customer_events, partitions=settings.partitions)
     customers = app.Table(
         "customers",
@@ -143,6 +167,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     )
     due_table = app.Table(
         "due",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    aliases = app.Table(
+        "aliases",
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
@@ -163,7 +193,16 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         lambda: owned_partitions(app, topics.customer_events),
     )
     journey = JourneyApp(
-        app, settings, catalog, metrics, customers, policy_source, clock, due_table, scheduler
+        app,
+        settings,
+        catalog,
+        metrics,
+        customers,
+        policy_source,
+        clock,
+        due_table,
+        scheduler,
+        aliases,
     )
 
     async def send(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
@@ -188,7 +227,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             return
         metrics.events.labels(decoded.channel, decoded.type).inc()
         record = {"event": decoded.to_record(), "ingress_ts_ms": timestamp_ms(message)}
-        await send(topics.customer_events, decoded.customer_key.encode(), record)
+        # Keyed by the strongest identifier: the resolve stage owns its alias there.
+        await send(topics.identity_events, decoded.customer_key.encode(), record)
 
     @app.agent(ingress, name="ingest")
     async def ingest(stream: StreamT) -> None:
@@ -203,6 +243,61 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                     await dead_letter(event, processing_error(exc), received_at_ms)
             metrics.batch_size.labels("ingest").observe(len(batch))
             metrics.batch_duration.labels("ingest").observe(time.perf_counter() - started)
+
+    async def resolve_one(key: bytes, record: dict[str, Any], policy: Policy) -> None:
+        """One identity-events record: route an event to its profile, or apply a link."""
+        if "event" in record:
+            alias = aliases.get(key)
+            canonical = alias.decode() if alias is not None else key.decode()
+            record["event"]["customer_key"] = canonical
+            await send(topics.customer_events, canonical.encode(), record)
+        elif "link" in record:
+            token, canonical = record["link"]["token"], record["link"]["canonical"]
+            current = aliases.get(key)
+            resolved = current.decode() if current is not None else None
+            link = decide_link(token, canonical, resolved, policy.identity)
+            metrics.identity_links.labels(link.outcome.value).inc()
+            if link.alias is not None:
+                aliases[key] = link.alias.encode()
+            if link.merge_from is not None:
+                merge = {"merge": {"from": link.merge_from, "into": canonical}}
+                await send(topics.customer_events, link.merge_from.encode(), merge)
+            if link.follow is not None:
+                follow = {"link": {"token": link.follow[0], "canonical": link.follow[1]}}
+                await send(topics.identity_events, link.follow[0].encode(), follow)
+            if link.outcome is LinkOutcome.CONFLICT:
+                log.warning(
+                    "identity conflict: %s is %s's, also seen on %s", token, resolved, canonical
+                )
+                conflict = {
+                    "conflict": {"token": token, "belongs_to": resolved, "at_ms": clock.now_ms()}
+                }
+                await send(topics.customer_events, canonical.encode(), conflict)
+        elif "unlink" in record:
+            unlink = record["unlink"]
+            if aliases.get(key) == unlink["canonical"].encode():
+                del aliases[key]
+            if unlink.get("erase"):
+                stub = {"erase_stub": {"canonical": unlink["canonical"]}}
+                await send(topics.customer_events, key, stub)
+
+    @app.agent(identity_events, name="resolve")
+    async def resolve(stream: StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
+            started = time.perf_counter()
+            policy = policy_source.current
+            for events in group_by_partition(batch).values():
+                with partition_context(events[0]):
+                    for item in events:
+                        try:
+                            await resolve_one(
+                                item.message.key, orjson.loads(item.message.value), policy
+                            )
+                        except Exception as exc:  # a bug must not stop the stream
+                            log.exception("resolve failed at offset %s", item.message.offset)
+                            await dead_letter(item, processing_error(exc), now_ms())
+            metrics.batch_size.labels("resolve").observe(len(batch))
+            metrics.batch_duration.labels("resolve").observe(time.perf_counter() - started)
 
     async def emit(result: StepResult) -> None:
         """Write what one step produced: actions due now, explain records, metrics."""
@@ -228,15 +323,34 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await send(
                 topics.actions(action.channel), action.customer_id.encode(), action.to_message()
             )
+        await send_links(result.state, result.links, result.unlinks)
 
-    def load_state(key: bytes) -> CustomerState | None:
-        stored = customers.get(key)
-        return None if stored is None else CustomerState.from_dict(orjson.loads(stored))
+    async def send_links(
+        state: CustomerState, links: Iterable[str], unlinks: Iterable[str], erase: bool = False
+    ) -> None:
+        """Tell the resolve stage which tokens belong to (or left) this profile."""
+        canonical = state.customer_key
+        for token in links:
+            link = {"link": {"token": token, "canonical": canonical}}
+            await send(topics.identity_events, token.encode(), link)
+        for token in unlinks:
+            unlink = {"unlink": {"token": token, "canonical": canonical, "erase": erase}}
+            await send(topics.identity_events, token.encode(), unlink)
 
-    def handle(
-        record: dict[str, Any], key: bytes, state: CustomerState | None, now: int, policy: Policy
-    ) -> StepResult | None:
-        """One record of the customer-events topic: an event, or a firing from the scheduler."""
+    async def handle(
+        record: dict[str, Any],
+        key: bytes,
+        state: CustomerState | Moved | None,
+        now: int,
+        policy: Policy,
+    ) -> StepResult | CustomerState | Moved | None:
+        """One record of the customer-events topic.
+
+        Returns a step result, or the profile's new stored form (state, stub, or None
+        for deleted) when the record was an identity operation.
+        """
+        if isinstance(state, Moved):
+            return await redirect(record, state)
         tick = record.get("tick")
         if tick is not None:
             if state is None:
@@ -246,11 +360,62 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 lag_ms = max(0, now - int(tick["due_ms"]))
                 metrics.timer_fire_lag.observe(clock.real_seconds(lag_ms))
             return result
-        event = Event.from_record(record["event"])
-        return step(state, event, now, limits, policy)
+        if "event" in record:
+            return step(state, Event.from_record(record["event"]), now, limits, policy)
+        return await identity_operation(record, key, state)
+
+    async def redirect(record: dict[str, Any], moved: Moved) -> None:
+        """A message for a merged profile goes on to the profile it merged into."""
+        if "event" in record:
+            record["event"]["customer_key"] = moved.into
+        elif "tick" in record or "merge" in record or "erase_stub" in record:
+            return None  # its deadlines moved with its state; nothing left to merge
+        metrics.identity_redirects.inc()
+        await send(topics.customer_events, moved.into.encode(), record)
+        return None
+
+    async def identity_operation(
+        record: dict[str, Any], key: bytes, state: CustomerState | None
+    ) -> CustomerState | Moved | None:
+        """Merge out, merge in, conflict notes and erasure, on the profile's own partition."""
+        if "merge" in record:
+            into = record["merge"]["into"]
+            if state is None:
+                return None
+            incoming = {"merge_in": {"from": key.decode(), "state": state.to_dict()}}
+            await send(topics.customer_events, into.encode(), incoming)
+            metrics.identity_merges.inc()
+            return Moved(into)
+        if "merge_in" in record:
+            source = record["merge_in"]["from"]
+            merge_id = f"merge:{source}"
+            if state is not None and merge_id in state.seen_event_ids:
+                return state  # a redelivered merge: applied once already
+            other = CustomerState.from_dict(record["merge_in"]["state"])
+            merged = merge_states(state or new_state(key.decode()), other, limits)
+            merged.seen_event_ids.append(merge_id)
+            # The merged profile's other identifiers now belong here too.
+            await send_links(merged, [t for t in other.linked if t != merged.customer_key], [])
+            return merged
+        if "conflict" in record and state is not None:
+            updated = state.copy()
+            updated.identity_conflicts = [*state.identity_conflicts, record["conflict"]][-20:]
+            return updated
+        if "erase" in record and state is not None:
+            await send_links(state, [], [*state.linked], erase=True)
+            erased = {
+                "customer_id": state.customer_key,
+                "identifiers_removed": len(state.linked),
+                "erased_at_ms": now_ms(),
+            }
+            await send(topics.erasures, key, erased)
+            metrics.erasures.inc()
+            log.info("erased customer %s and %d identifier(s)", key.decode(), len(state.linked))
+            return None
+        return state
 
     async def process_partition(events: list[EventT], now: int, policy: Policy) -> None:
-        states: dict[bytes, CustomerState | None] = {}
+        states: dict[bytes, CustomerState | Moved | None] = {}
         dirty: set[bytes] = set()
         retry_later: set[bytes] = set()
         for item in events:
@@ -258,15 +423,18 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             try:
                 record = orjson.loads(item.message.value)
                 if key not in states:
-                    states[key] = load_state(key)
-                result = handle(record, key, states[key], now, policy)
+                    states[key] = load_profile(customers.get(key))
+                result = await handle(record, key, states[key], now, policy)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
                 await dead_letter(item, processing_error(exc), now_ms())
                 if b'"tick"' in item.message.value:
                     retry_later.add(key)  # the deadlines stay; retry them later, not at once
                 continue
-            if result is None:
+            if not isinstance(result, StepResult):
+                if result is not states[key] and not (result is None and states[key] is None):
+                    states[key] = result
+                    dirty.add(key)
                 continue
             if result.duplicate:
                 metrics.duplicates.inc()
@@ -284,9 +452,14 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 metrics.event_latency.observe(max(0.0, (now_ms() - ingress_ts_ms) / 1000))
         partition = events[0].message.partition
         for key, state in states.items():
-            if key in dirty and state is not None:
-                customers[key] = state.to_json()
-            due_ms = None if state is None else state.next_due_ms()
+            if key in dirty:
+                if state is None:
+                    del customers[key]  # erased: a tombstone in the changelog
+                elif isinstance(state, Moved):
+                    customers[key] = orjson.dumps({"merged_into": state.into})
+                else:
+                    customers[key] = state.to_json()
+            due_ms = state.next_due_ms() if isinstance(state, CustomerState) else None
             sync_due(key, partition, due_ms)
             if key in retry_later and due_ms is not None:
                 index.update(key, partition, max(due_ms, now + retry_ms))

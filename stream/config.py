@@ -57,6 +57,16 @@ class Topics:
         return f"{self.prefix}dlq"
 
     @property
+    def identity_events(self) -> str:
+        """Internal: validated events and identity links, keyed by identifier token."""
+        return f"{self.prefix}internal.identity-events"
+
+    @property
+    def erasures(self) -> str:
+        """Internal: one record per erased customer (the audit trail of `journey forget`)."""
+        return f"{self.prefix}internal.erasures"
+
+    @property
     def customer_events(self) -> str:
         """Internal: validated events re-keyed by customer id (co-partitioned with state)."""
         return f"{self.prefix}internal.customer-events"

@@ -22,6 +22,8 @@ from stream.core.decide import (
 )
 from stream.core.events import Event
 from stream.core.holds import hold, release_due
+from stream.core.identity import tokens
+from stream.core.resolve import bounded_links
 from stream.core.state import CustomerState, Limits, StageChange, append_contacts, new_state, reduce
 from stream.core.timers import FiredTimer, TimerUpdate, apply_event, pop_due
 
@@ -38,6 +40,8 @@ class StepResult:
     held: tuple[Action, ...] = ()  # actions chosen but held until their send_after
     timer_updates: tuple[TimerUpdate, ...] = ()
     fired: tuple[FiredTimer, ...] = ()
+    links: tuple[str, ...] = ()  # tokens newly seen on this profile: link them to it
+    unlinks: tuple[str, ...] = ()  # tokens evicted from it (over the identifier limit)
 
     @property
     def decision(self) -> Decision | None:
@@ -61,6 +65,10 @@ def step(
     decision = decide_event(updated, event, policy, now_ms, conditions)
     decisions = (decision,) if decision is not None else ()
     send, held = _record(updated, decisions, now_ms)
+    seen = [t for t in tokens(event.identifiers) if t != updated.customer_key]
+    updated.linked, links, unlinks = bounded_links(
+        updated.linked, seen, policy.identity.max_identifiers
+    )
     return StepResult(
         updated,
         stage_change=reduction.stage_change,
@@ -68,6 +76,8 @@ def step(
         send=send,
         held=held,
         timer_updates=tuple(timer_updates),
+        links=tuple(links),
+        unlinks=tuple(unlinks),
     )
 
 

@@ -111,6 +111,23 @@ class Metrics:
             ["channel", "reason"],
             registry=r,
         )
+        self.identity_links = Counter(
+            "journey_identity_links_total",
+            "Identity links by outcome (linked, relinked, redirected, same, conflict, non_merging)",
+            ["outcome"],
+            registry=r,
+        )
+        self.identity_merges = Counter(
+            "journey_identity_merges_total", "Profiles merged into another", registry=r
+        )
+        self.identity_redirects = Counter(
+            "journey_identity_redirects_total",
+            "Messages forwarded from a merged profile to the one it merged into",
+            registry=r,
+        )
+        self.erasures = Counter(
+            "journey_erasures_total", "Customers erased (right to erasure)", registry=r
+        )
         self.ready = Gauge(
             "journey_worker_ready",
             "1 when partitions are assigned and tables recovered",

@@ -29,7 +29,13 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
             await asyncio.sleep(1.0)
     try:
         existing = set(await admin.list_topics())
-        wanted = [*settings.topics.contract, settings.topics.customer_events]
+        topics = settings.topics
+        wanted = [
+            *topics.contract,
+            topics.identity_events,
+            topics.customer_events,
+            topics.erasures,
+        ]
         missing = [name for name in wanted if name not in existing]
         if missing:
             new_topics = [
