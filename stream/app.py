@@ -350,7 +350,10 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         for deleted) when the record was an identity operation.
         """
         if isinstance(state, Moved):
-            return await redirect(record, state)
+            if "erase_stub" in record:
+                return None  # the profile it merged into is erased: the stub goes too
+            await redirect(record, state)
+            return state
         tick = record.get("tick")
         if tick is not None:
             if state is None:
@@ -366,13 +369,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
 
     async def redirect(record: dict[str, Any], moved: Moved) -> None:
         """A message for a merged profile goes on to the profile it merged into."""
+        if "tick" in record or "merge" in record:
+            return  # its deadlines moved with its state; nothing is left to merge
         if "event" in record:
             record["event"]["customer_key"] = moved.into
-        elif "tick" in record or "merge" in record or "erase_stub" in record:
-            return None  # its deadlines moved with its state; nothing left to merge
         metrics.identity_redirects.inc()
         await send(topics.customer_events, moved.into.encode(), record)
-        return None
 
     async def identity_operation(
         record: dict[str, Any], key: bytes, state: CustomerState | None
@@ -401,16 +403,19 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             updated = state.copy()
             updated.identity_conflicts = [*state.identity_conflicts, record["conflict"]][-20:]
             return updated
-        if "erase" in record and state is not None:
-            await send_links(state, [], [*state.linked], erase=True)
-            erased = {
-                "customer_id": state.customer_key,
-                "identifiers_removed": len(state.linked),
+        if "erase" in record:
+            linked = state.linked if state is not None else []
+            if state is not None:
+                await send_links(state, [], [*linked], erase=True)
+                metrics.erasures.inc()
+                log.info("erased customer %s and %d identifier(s)", key.decode(), len(linked))
+            audit = {
+                "customer_id": key.decode(),
+                "found": state is not None,
+                "identifiers_removed": len(linked),
                 "erased_at_ms": now_ms(),
             }
-            await send(topics.erasures, key, erased)
-            metrics.erasures.inc()
-            log.info("erased customer %s and %d identifier(s)", key.decode(), len(state.linked))
+            await send(topics.erasures, key, audit)
             return None
         return state
 
@@ -541,3 +546,13 @@ def _add_web_views(journey: JourneyApp) -> None:
                 status=404,
             )
         return web.bytes(stored, content_type="application/json")
+
+    @app.page("/aliases/{token}")
+    async def alias_view(web: Any, request: Any, token: str) -> Any:
+        stored = journey.aliases.get(token.encode())
+        if stored is None:
+            return web.json(
+                {"error": "not_found", "detail": f"no alias for {token!r} on this worker"},
+                status=404,
+            )
+        return web.json({"token": token, "customer_key": stored.decode()})

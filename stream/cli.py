@@ -103,6 +103,25 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace) -> int:
+    from stream.shell.forget import forget
+
+    settings = load_settings()
+    try:
+        audit = asyncio.run(forget(settings, args.customer, args.timeout))
+    except TimeoutError as exc:
+        print(f"forget: {exc} (is a worker running?)", file=sys.stderr)
+        return 1
+    if not audit["found"]:
+        print(f"forget: no profile {args.customer!r}; nothing to erase")
+        return 0
+    print(
+        f"forget: erased {audit['customer_id']} and {audit['identifiers_removed']} "
+        "identifier(s), their aliases, timers and held actions"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (every setting else comes from JOURNEY_* variables)."""
     parser = argparse.ArgumentParser(
@@ -141,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = policy_commands.add_parser("check", help="validate policy files (exit 1 if any is bad)")
     check.add_argument("files", nargs="+", metavar="FILE")
 
+    forget_parser = commands.add_parser(
+        "forget", help="erase a customer: profile, aliases, timers (right to erasure)"
+    )
+    forget_parser.add_argument("--customer", required=True, help="customer id (or any key)")
+    forget_parser.add_argument("--timeout", type=float, default=60.0)
     watch = commands.add_parser("watch", help="print actions as they flow, with rates")
     watch.add_argument("--metrics-url", default=None, help="worker /metrics to read events/s from")
     watch.add_argument("--duration", type=float, default=None)
@@ -154,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     handlers = {
         "worker": _worker,
         "simulate": _simulate,
+        "forget": _forget,
         "topics": _topics,
         "watch": _watch,
         "policy": _policy_check,
