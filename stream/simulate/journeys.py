@@ -28,8 +28,16 @@ Journey mix (weights, for customers that are eligible):
   (complaint_opened), most of which are resolved later (complaint_resolved, same case_id);
 * product return (4, when something was bought): store_visit -> product_return.
 
-About 20% of customers are anonymous web visitors identified only by ``anonymous_id``
-("anon-<hex>"); they only shop on the web, never log in and rarely check out as guests.
+About 20% of customers start as anonymous web visitors identified only by ``anonymous_id``
+("anon-<hex>"); they shop on the web and rarely check out as guests, and in about one web
+session in six they sign up: a ``login`` (method ``signup``) carrying both their new
+``customer_id`` and the cookie, after which they are known customers (identity
+resolution merges the two profiles).
+
+Offline and online identities: a loyalty member's card scan at the till carries the
+customer id and the card number, the store purchase that follows only the card; a
+verified call carries the customer id and the caller's phone number (``+33 6 ...``), a
+complaint only the phone number.
 Known customers are "C%06d" (the number is the customer's index, 1-based); 70% of them are
 loyalty members ("L%06d", same number, sent on store events) and half share their raw e-mail
 address ("c000123@example.com") on email events. Most events carry a ``context`` with the
@@ -52,6 +60,7 @@ SOURCE = "simulator"
 SHOP_URL = "https://shop.example.com"
 
 ANONYMOUS_SHARE = 0.2
+SIGNUP_SHARE = 0.15
 LOYALTY_SHARE = 0.7
 SHARES_EMAIL_SHARE = 0.5
 CONTEXT_SHARE = 0.92
@@ -226,6 +235,8 @@ class _Customer:
     has_app: bool = False
     orders: int = 0
     last_order_id: str | None = None
+    number: int = 0
+    phone: str | None = None
     returnable: list[_Purchase] = field(default_factory=list)
 
     @property
@@ -318,7 +329,7 @@ class _Journey:
             at_ms=at_ms,
             channel=channel,
             type=type_,
-            customer=self.sim.identity(who, channel),
+            customer=self.sim.identity(who, channel, type_),
             properties=properties,
             context=self.sim.context(who, channel),
             key=who.key,
@@ -371,11 +382,19 @@ class _Simulation:
         self.cases += 1
         return f"case-{self.seed}-{self.cases}"
 
-    def identity(self, who: _Customer, channel: str) -> dict[str, str]:
+    def identity(self, who: _Customer, channel: str, type_: str = "") -> dict[str, str]:
         """The envelope's customer object as the given channel knows the customer."""
         if who.customer_id is None:
             return {"anonymous_id": who.anonymous_id or ""}
+        if type_ == "store_purchase" and who.loyalty_id is not None:
+            return {"loyalty_id": who.loyalty_id}  # the till knows the card only
+        if type_ == "complaint_opened" and who.phone is not None:
+            return {"phone": who.phone}  # the caller's number, before verification
+        if type_ == "login" and who.anonymous_id is not None:
+            return {"customer_id": who.customer_id, "anonymous_id": who.anonymous_id}
         identity = {"customer_id": who.customer_id}
+        if channel == "call_center" and who.phone is not None:
+            identity["phone"] = who.phone
         if channel == "store" and who.loyalty_id is not None:
             identity["loyalty_id"] = who.loyalty_id
         if channel == "email" and who.shared_email is not None:
@@ -415,6 +434,8 @@ class _Simulation:
             app_platform=rng.choice(("ios", "android")),
             home_store=rng.choice(_STORES),
             favourite_category=rng.choice(CATEGORIES),
+            number=index,
+            phone=None if anonymous else f"+33 6 {index:08d}",
         )
 
     def _push(self, at_ms: int, item: _Customer | _Step) -> None:
@@ -489,7 +510,10 @@ def _web_session(j: _Journey, referrer: str, wait: float = 0.2) -> None:
         {"url": f"{SHOP_URL}/", "title": "Home", "referrer": referrer},
         wait=wait,
     )
-    if j.who.customer_id is not None and j.rng.random() < 0.35:
+    if j.who.customer_id is None and j.rng.random() < SIGNUP_SHARE:
+        j.who.customer_id = f"C{j.who.number:06d}"  # a visitor signs up: now known
+        j.emit("web", "login", {"method": "signup"}, wait=0.1)
+    elif j.who.customer_id is not None and j.rng.random() < 0.35:
         j.emit("web", "login", {"method": j.rng.choice(_LOGIN_METHODS)}, wait=0.1)
     _shop(j, "web")
 

@@ -31,7 +31,10 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
         [topics.decisions], lambda rs: len(rs) >= 200, timeout_s=120
     )
     decisions = [orjson.loads(r.value) for r in decision_records]
-    action_records = await deployment.collect(topics.all_actions, lambda rs: len(rs) >= 50)
+    wanted = {topics.actions(c) for c in ("email", "web", "call_center")}
+    action_records = await deployment.collect(
+        topics.all_actions, lambda rs: len(rs) >= 50 and wanted <= {r.topic for r in rs}
+    )
 
     for record in action_records:
         action = orjson.loads(record.value)
@@ -52,3 +55,7 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
     assert any(d["chosen"] == [] for d in decisions), "no fully suppressed decision"
     assert {"not_eligible", "not_applicable"} <= set(suppressed), suppressed
     assert "dlq" not in worker.metrics() or "journey_events_invalid_total{" not in worker.metrics()
+    # Sign-ups, card scans and verified calls link identifiers; some profiles merge.
+    metrics = worker.metrics()
+    assert 'journey_identity_links_total{outcome="linked"}' in metrics
+    assert "journey_identity_merges_total" in metrics

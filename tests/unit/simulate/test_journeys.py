@@ -111,7 +111,14 @@ def test_events_are_in_time_order_from_start(sample: list[SimulatedEvent]) -> No
 def test_keys_identify_the_customer(sample: list[SimulatedEvent]) -> None:
     for event in sample:
         customer = event.value["customer"]
-        expected = customer.get("customer_id") or customer["anonymous_id"]
+        if "customer_id" in customer:
+            expected = customer["customer_id"]
+        elif "loyalty_id" in customer:  # the till knows the card only
+            expected = "C" + customer["loyalty_id"][1:]
+        elif "phone" in customer:  # a complaint by phone, before verification
+            expected = f"C{int(customer['phone'].replace(' ', '')[4:]):06d}"
+        else:
+            expected = customer["anonymous_id"]
         assert event.key and event.key == expected.encode()
 
 
@@ -120,12 +127,20 @@ def test_identifier_formats(sample: list[SimulatedEvent]) -> None:
         customer = event.value["customer"]
         if "customer_id" in customer:
             assert re.fullmatch(r"C\d{6}", customer["customer_id"])
-            assert "anonymous_id" not in customer
-        else:
+            if "anonymous_id" in customer:  # a visitor's sign-up or a later login
+                assert event.value["type"] == "login"
+        elif "anonymous_id" in customer:
             assert re.fullmatch(r"anon-[0-9a-f]+", customer["anonymous_id"])
             assert event.channel == "web"
+        else:
+            assert event.value["type"] in {"store_purchase", "complaint_opened"}
         if "loyalty_id" in customer:
-            assert customer["loyalty_id"] == "L" + customer["customer_id"][1:]
+            assert re.fullmatch(r"L\d{6}", customer["loyalty_id"])
+            if "customer_id" in customer:
+                assert customer["loyalty_id"] == "L" + customer["customer_id"][1:]
+        if "phone" in customer:
+            assert re.fullmatch(r"\+33 6 \d{8}", customer["phone"])
+            assert event.channel == "call_center"
         if "email" in customer:
             assert customer["email"] == customer["customer_id"].lower() + "@example.com"
 
@@ -188,8 +203,12 @@ def test_app_onboarding_follows_a_first_order() -> None:
     ordered: set[bytes] = set()
     installs = 0
     for event in take(20_000, customers=100):
+        customer = event.value["customer"]
         if event.value["type"] in {"order_completed", "store_purchase"}:
             ordered.add(event.key)
+        elif event.value["type"] == "login" and "anonymous_id" in customer:
+            if customer["anonymous_id"].encode() in ordered:  # ordered before signing up
+                ordered.add(event.key)
         elif event.value["type"] == "app_installed":
             assert event.key in ordered
             installs += 1
