@@ -13,7 +13,11 @@ from stream.config import Settings
 from stream.core.timestamps import format_ms
 
 SUMMARY_EVERY_S = 5.0
-TIMER_METRICS = ("journey_timers_fired_total", "journey_actions_held_total")
+TIMER_METRICS = (
+    "journey_timers_fired_total",
+    "journey_actions_held_total",
+    "journey_identity_merges_total",
+)
 
 
 def metric_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float] | None:
@@ -89,7 +93,8 @@ async def watch_actions(
                     if timers is not None:
                         line += (
                             f"; timers fired {timers['journey_timers_fired_total']:.0f}, "
-                            f"actions held {timers['journey_actions_held_total']:.0f}"
+                            f"actions held {timers['journey_actions_held_total']:.0f}, "
+                            f"profiles merged {timers['journey_identity_merges_total']:.0f}"
                         )
                 print(line, flush=True)
                 actions_since, last = 0, now
