@@ -82,6 +82,30 @@ async def test_anonymous_cart_then_login_the_reminder_goes_to_the_known_customer
     assert "journey_identity_merges_total 1.0" in w.metrics()
 
 
+async def test_events_of_both_identifiers_in_flight_during_the_merge_count_once(
+    deployment: Deployment, w: WorkerProcess, clock: Clock
+) -> None:
+    d = deployment
+    anon, cid = {"anonymous_id": "it-cookie-2"}, "C400006"
+    before = [at(clock, "web", "page_view", anon, url=f"/p{i}") for i in range(5)]
+    login = at(clock, "web", "login", {"customer_id": cid, **anon}, method="pw")
+    known = [at(clock, "web", "page_view", {"customer_id": cid}, url=f"/k{i}") for i in range(3)]
+    after = [at(clock, "web", "page_view", anon, url=f"/q{i}") for i in range(5)]
+    # No waiting in between: the cookie's events race the login through both stages.
+    await asyncio.gather(
+        d.produce("web", before + after, key_field="anonymous_id"),
+        d.produce("web", [login, *known]),
+    )
+    state = await d.wait_for(
+        lambda: (s := w.customer(cid)) and s["event_count"] == 14 and s,
+        what="all 14 events on the known profile",
+    )
+    assert w.customer("anon:it-cookie-2") in (None, {"merged_into": cid})
+    ids = {e["event_id"] for e in [*before, login, *known, *after]}
+    assert ids <= set(state["seen_event_ids"])
+    assert len(state["recent_events"]) == 14
+
+
 async def test_a_store_purchase_by_loyalty_card_joins_the_online_profile_and_cancels_the_cart(
     deployment: Deployment, w: WorkerProcess, clock: Clock
 ) -> None:
