@@ -409,13 +409,16 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 await send_links(state, [], [*linked], erase=True)
                 metrics.erasures.inc()
                 log.info("erased customer %s and %d identifier(s)", key.decode(), len(linked))
+            # Requested for an identifier merged into this profile: the person is erased.
+            requested_for = record["erase"].get("requested_for") or key.decode()
             audit = {
                 "customer_id": key.decode(),
+                "requested_for": requested_for,
                 "found": state is not None,
                 "identifiers_removed": len(linked),
                 "erased_at_ms": now_ms(),
             }
-            await send(topics.erasures, key, audit)
+            await send(topics.erasures, requested_for.encode(), audit)
             return None
         return state
 

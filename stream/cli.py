@@ -118,6 +118,7 @@ def _forget(args: argparse.Namespace) -> int:
     print(
         f"forget: erased {audit['customer_id']} and {audit['identifiers_removed']} "
         "identifier(s), their aliases, timers and held actions"
+        + (f" (asked for {args.customer})" if audit["customer_id"] != args.customer else "")
     )
     return 0
 

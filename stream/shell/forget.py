@@ -4,7 +4,8 @@ The request goes to the customer's partition of the customer-events topic; the o
 worker deletes the profile (a tombstone in the changelog), its timers and held actions,
 asks the resolve stage to delete every alias of its identifiers and the stubs of the
 profiles merged into it, and writes an audit record (customer id, count, time: no
-personal data) to ``internal.erasures``, which this command waits for.
+personal data) to ``internal.erasures``, which this command waits for. Asked for a key
+that was merged into another profile (an old cookie), it erases that profile: the person.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ async def forget(settings: Settings, customer_id: str, timeout_s: float = 60.0) 
         producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
         await producer.start()
         try:
-            request = {"erase": {"requested_at_ms": requested_at_ms}}
+            request = {"erase": {"requested_at_ms": requested_at_ms, "requested_for": customer_id}}
             await producer.send_and_wait(
                 settings.topics.customer_events, orjson.dumps(request), key=key
             )
