@@ -468,27 +468,38 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 else:
                     customers[key] = state.to_json()
             due_ms = state.next_due_ms() if isinstance(state, CustomerState) else None
-            sync_due(key, partition, due_ms)
+            sync_due(key, partition, due_ms, now, erased=key in dirty and state is None)
             if key in retry_later and due_ms is not None:
                 index.update(key, partition, max(due_ms, now + retry_ms))
 
     # A firing that failed (a bug) is retried after a minute of real time, not in a loop.
     retry_ms = int(60_000 * clock.speed)
 
-    def sync_due(key: bytes, partition: int, due_ms: int | None) -> None:
-        """Keep the due table (and the scheduler's index) equal to the state's next deadline.
+    def sync_due(key: bytes, partition: int, due_ms: int | None, now: int, erased: bool) -> None:
+        """Keep the due table (and the scheduler's index) no later than the state's next deadline.
 
-        Checked for every customer a batch touched, not only changed ones, so a crash
-        between the two writes heals on the customer's next message.
+        It is written when the deadline comes earlier, when the stored one has passed (it
+        fired, or was early), and on erasure. A deadline that only moved later (the 30-day
+        inactivity timer, re-armed by every event) keeps the earlier entry: one early
+        firing later finds nothing due and corrects it, instead of a table and changelog
+        write per event. Checked for every customer a batch touched, so a crash between
+        the state and due writes heals on the customer's next message.
         """
         stored = due_table.get(key)
-        wanted = None if due_ms is None else str(due_ms).encode()
-        if stored != wanted:
-            if wanted is None:
+        stored_ms = int(stored) if stored is not None else None
+        passed = stored_ms is not None and stored_ms <= now
+        if erased or (passed and due_ms is None):
+            if stored is not None:
                 del due_table[key]
-            else:
-                due_table[key] = wanted
-        index.update(key, partition, due_ms)
+            stored_ms = None
+        elif (
+            due_ms is not None
+            and due_ms != stored_ms
+            and (stored_ms is None or due_ms < stored_ms or passed)
+        ):
+            due_table[key] = str(due_ms).encode()
+            stored_ms = due_ms
+        index.update(key, partition, stored_ms)
 
     @app.agent(customer_events, name="process")
     async def process(stream: StreamT) -> None:
