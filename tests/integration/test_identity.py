@@ -14,11 +14,15 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.core.identity import hash_identifier, normalise_email
 from stream.shell.clock import Clock
 from tests.integration.conftest import ROOT, Deployment, WorkerProcess, http_get
 from tests.integration.events import BASE, event
 
 SPEED = 120.0
+
+
+SHARED_EMAIL = "front-desk@example.com"  # marked shared in the module's policy
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +31,14 @@ def clock(deployment: Deployment) -> Clock:
     anchor_ms = int(deployment.env["JOURNEY_CLOCK_ANCHOR_MS"])
     deployment.env["JOURNEY_CLOCK_SPEED"] = str(SPEED)
     deployment.env["JOURNEY_CLOCK_START_MS"] = str(start_ms)
+    # The shipped policy plus identity guards: three identifiers a profile, one shared email.
+    shared = "email:" + hash_identifier(normalise_email(SHARED_EMAIL), "")
+    policy = deployment.tmp / "identity-policy.yaml"
+    policy.write_text(
+        (ROOT / "policies" / "default.yaml").read_text()
+        + f"\nidentity:\n  max_identifiers: 3\n  non_merging_identifiers: ['{shared}']\n"
+    )
+    deployment.env["JOURNEY_POLICY_FILE"] = str(policy)
     return Clock(SPEED, anchor_ms, start_ms)
 
 
@@ -205,6 +217,30 @@ async def test_a_second_known_customer_with_the_same_email_is_a_conflict(
     assert state["identity_conflicts"][0]["belongs_to"] == "C400004"
     assert 'journey_identity_links_total{outcome="conflict"} 1.0' in w.metrics()
     assert w.customer("C400004")["event_count"] == 1  # nothing merged
+
+
+async def test_a_profile_keeps_its_three_latest_identifiers_and_shared_ones_never_link(
+    deployment: Deployment, w: WorkerProcess, clock: Clock
+) -> None:
+    d = deployment
+    cid = "C400007"
+    for n in range(1, 5):  # four devices over time
+        login = at(clock, "web", "login", {"customer_id": cid, "anonymous_id": f"it-dev-{n}"})
+        await d.produce("web", [login])
+        await d.wait_for(lambda n=n: alias(w, f"anon:it-dev-{n}") == cid, what=f"device {n}")
+    state = w.customer(cid)
+    assert state["linked"] == ["anon:it-dev-2", "anon:it-dev-3", "anon:it-dev-4"]
+    await d.wait_for(lambda: alias(w, "anon:it-dev-1") is None, what="the oldest evicted")
+    # A shared address links nobody: two customers using it stay apart, no conflict.
+    for other in ("C400011", "C400012"):
+        opened = at(clock, "email", "email_opened", {"customer_id": other, "email": SHARED_EMAIL})
+        opened["properties"] = {"campaign": "x"}
+        await d.produce("email", [opened])
+    await d.wait_for(
+        lambda: 'journey_identity_links_total{outcome="non_merging"} 2.0' in w.metrics(),
+        what="both links refused as shared",
+    )
+    assert not w.customer("C400012")["identity_conflicts"]
 
 
 async def test_erasure_leaves_nothing_readable(
