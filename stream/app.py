@@ -133,6 +133,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         consumer_auto_offset_reset="earliest",
+        # Faust's 5 minutes: a worker that joined before its topics were visible (a broker
+        # just started) would sit with no partitions that long; it rejoins within 10 s.
+        consumer_metadata_max_age_ms=10_000,
         producer_acks=-1,
         stream_buffer_maxsize=8192,
         autodiscover=False,

@@ -14,6 +14,23 @@ from stream.config import Settings
 log = logging.getLogger(__name__)
 
 
+async def _wait_visible(admin: AIOKafkaAdminClient, topics: list[str], deadline: float) -> None:
+    """Wait until the broker's metadata lists every topic with its partitions.
+
+    A broker that has just started can acknowledge a creation before its metadata shows
+    the topic; a consumer joining then is assigned nothing.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        described = await admin.describe_topics(topics)
+        ready = {d["topic"] for d in described if d.get("error_code") == 0 and d["partitions"]}
+        if ready >= set(topics):
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"topics not visible: {sorted(set(topics) - ready)}")
+        await asyncio.sleep(0.2)
+
+
 async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Create every missing topic of the contract; returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15000)
@@ -44,6 +61,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(new_topics)
             log.info("created topics: %s", ", ".join(missing))
+        await _wait_visible(admin, wanted, deadline)
         return missing
     finally:
         await admin.close()
