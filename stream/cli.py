@@ -1,4 +1,4 @@
-"""The ``journey`` command: worker | simulate | topics | watch | policy check."""
+"""The ``journey`` command: worker | simulate | topics | watch | policy check | forget."""
 
 from __future__ import annotations
 
