@@ -14,7 +14,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +27,17 @@ from stream.core.decide import Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
 from stream.core.holds import RELEASE_TRIGGER
-from stream.core.merge import merge_states
 from stream.core.pipeline import StepResult, fire, step
-from stream.core.resolve import LinkOutcome, decide_link
 from stream.core.schemas import SchemaCatalog, load_catalog
-from stream.core.state import CustomerState, Limits, new_state
+from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
-from stream.shell.clock import Clock
+from stream.shell.clock import Clock, wall_ms
 from stream.shell.faust_compat import (
     group_by_partition,
     partition_context,
     set_fetch_max_wait_ms,
 )
+from stream.shell.identity_stage import IdentityStage, Moved, load_profile
 from stream.shell.metrics import Metrics
 from stream.shell.policy_source import PolicySource
 from stream.shell.scheduler import Scheduler
@@ -55,11 +53,6 @@ def timestamp_ms(message: Any) -> int | None:
 def processing_error(exc: Exception) -> Rejection:
     """The DLQ rejection of an event the worker failed on (a bug, not bad input)."""
     return Rejection(DlqReason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-
-
-def now_ms() -> int:
-    """Wall clock in epoch milliseconds (latency and DLQ stamps; decisions use ``Clock``)."""
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -80,23 +73,6 @@ class JourneyApp:
     def is_ready(self) -> bool:
         """True when partitions are assigned, no rebalance runs and tables are recovered."""
         return app_ready(self.app)
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    """What is left of a profile merged into another: where its messages go now."""
-
-    into: str
-
-
-def load_profile(stored: bytes | None) -> CustomerState | Moved | None:
-    """A stored customer-table value: a profile, the stub of a merged one, or nothing."""
-    if stored is None:
-        return None
-    data = orjson.loads(stored)
-    if "merged_into" in data:
-        return Moved(data["merged_into"])
-    return CustomerState.from_dict(data)
 
 
 def app_ready(app: faust.App) -> bool:
@@ -237,7 +213,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     async def ingest(stream: StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
             started = time.perf_counter()
-            received_at_ms = now_ms()
+            received_at_ms = wall_ms()
             for event in batch:
                 try:
                     await ingest_one(event, received_at_ms)
@@ -247,42 +223,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             metrics.batch_size.labels("ingest").observe(len(batch))
             metrics.batch_duration.labels("ingest").observe(time.perf_counter() - started)
 
-    async def resolve_one(key: bytes, record: dict[str, Any], policy: Policy) -> None:
-        """One identity-events record: route an event to its profile, or apply a link."""
-        if "event" in record:
-            alias = aliases.get(key)
-            canonical = alias.decode() if alias is not None else key.decode()
-            record["event"]["customer_key"] = canonical
-            await send(topics.customer_events, canonical.encode(), record)
-        elif "link" in record:
-            token, canonical = record["link"]["token"], record["link"]["canonical"]
-            current = aliases.get(key)
-            resolved = current.decode() if current is not None else None
-            link = decide_link(token, canonical, resolved, policy.identity)
-            metrics.identity_links.labels(link.outcome.value).inc()
-            if link.alias is not None:
-                aliases[key] = link.alias.encode()
-            if link.merge_from is not None:
-                merge = {"merge": {"from": link.merge_from, "into": canonical}}
-                await send(topics.customer_events, link.merge_from.encode(), merge)
-            if link.follow is not None:
-                follow = {"link": {"token": link.follow[0], "canonical": link.follow[1]}}
-                await send(topics.identity_events, link.follow[0].encode(), follow)
-            if link.outcome is LinkOutcome.CONFLICT:
-                log.warning(
-                    "identity conflict: %s is %s's, also seen on %s", token, resolved, canonical
-                )
-                conflict = {
-                    "conflict": {"token": token, "belongs_to": resolved, "at_ms": clock.now_ms()}
-                }
-                await send(topics.customer_events, canonical.encode(), conflict)
-        elif "unlink" in record:
-            unlink = record["unlink"]
-            if aliases.get(key) == unlink["canonical"].encode():
-                del aliases[key]
-            if unlink.get("erase"):
-                stub = {"erase_stub": {"canonical": unlink["canonical"]}}
-                await send(topics.customer_events, key, stub)
+    identity = IdentityStage(aliases, send, topics, metrics, limits, clock)
 
     @app.agent(identity_events, name="resolve")
     async def resolve(stream: StreamT) -> None:
@@ -293,12 +234,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 with partition_context(events[0]):
                     for item in events:
                         try:
-                            await resolve_one(
+                            await identity.resolve(
                                 item.message.key, orjson.loads(item.message.value), policy
                             )
                         except Exception as exc:  # a bug must not stop the stream
                             log.exception("resolve failed at offset %s", item.message.offset)
-                            await dead_letter(item, processing_error(exc), now_ms())
+                            await dead_letter(item, processing_error(exc), wall_ms())
             metrics.batch_size.labels("resolve").observe(len(batch))
             metrics.batch_duration.labels("resolve").observe(time.perf_counter() - started)
 
@@ -326,19 +267,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await send(
                 topics.actions(action.channel), action.customer_id.encode(), action.to_message()
             )
-        await send_links(result.state, result.links, result.unlinks)
-
-    async def send_links(
-        state: CustomerState, links: Iterable[str], unlinks: Iterable[str], erase: bool = False
-    ) -> None:
-        """Tell the resolve stage which tokens belong to (or left) this profile."""
-        canonical = state.customer_key
-        for token in links:
-            link = {"link": {"token": token, "canonical": canonical}}
-            await send(topics.identity_events, token.encode(), link)
-        for token in unlinks:
-            unlink = {"unlink": {"token": token, "canonical": canonical, "erase": erase}}
-            await send(topics.identity_events, token.encode(), unlink)
+        await identity.send_links(result.state, result.links, result.unlinks)
 
     async def handle(
         record: dict[str, Any],
@@ -355,7 +284,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         if isinstance(state, Moved):
             if "erase_stub" in record:
                 return None  # the profile it merged into is erased: the stub goes too
-            await redirect(record, state)
+            await identity.redirect(record, state)
             return state
         tick = record.get("tick")
         if tick is not None:
@@ -368,62 +297,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             return result
         if "event" in record:
             return step(state, Event.from_record(record["event"]), now, limits, policy)
-        return await identity_operation(record, key, state)
-
-    async def redirect(record: dict[str, Any], moved: Moved) -> None:
-        """A message for a merged profile goes on to the profile it merged into."""
-        if "tick" in record or "merge" in record:
-            return  # its deadlines moved with its state; nothing is left to merge
-        if "event" in record:
-            record["event"]["customer_key"] = moved.into
-        metrics.identity_redirects.inc()
-        await send(topics.customer_events, moved.into.encode(), record)
-
-    async def identity_operation(
-        record: dict[str, Any], key: bytes, state: CustomerState | None
-    ) -> CustomerState | Moved | None:
-        """Merge out, merge in, conflict notes and erasure, on the profile's own partition."""
-        if "merge" in record:
-            into = record["merge"]["into"]
-            if state is None:
-                return None
-            incoming = {"merge_in": {"from": key.decode(), "state": state.to_dict()}}
-            await send(topics.customer_events, into.encode(), incoming)
-            metrics.identity_merges.inc()
-            return Moved(into)
-        if "merge_in" in record:
-            source = record["merge_in"]["from"]
-            merge_id = f"merge:{source}"
-            if state is not None and merge_id in state.seen_event_ids:
-                return state  # a redelivered merge: applied once already
-            other = CustomerState.from_dict(record["merge_in"]["state"])
-            merged = merge_states(state or new_state(key.decode()), other, limits)
-            merged.seen_event_ids.append(merge_id)
-            # The merged profile's other identifiers now belong here too.
-            await send_links(merged, [t for t in other.linked if t != merged.customer_key], [])
-            return merged
-        if "conflict" in record and state is not None:
-            updated = state.copy()
-            updated.identity_conflicts = [*state.identity_conflicts, record["conflict"]][-20:]
-            return updated
-        if "erase" in record:
-            linked = state.linked if state is not None else []
-            if state is not None:
-                await send_links(state, [], [*linked], erase=True)
-                metrics.erasures.inc()
-                log.info("erased customer %s and %d identifier(s)", key.decode(), len(linked))
-            # Requested for an identifier merged into this profile: the person is erased.
-            requested_for = record["erase"].get("requested_for") or key.decode()
-            audit = {
-                "customer_id": key.decode(),
-                "requested_for": requested_for,
-                "found": state is not None,
-                "identifiers_removed": len(linked),
-                "erased_at_ms": now_ms(),
-            }
-            await send(topics.erasures, requested_for.encode(), audit)
-            return None
-        return state
+        return await identity.operate(record, key, state)
 
     async def process_partition(events: list[EventT], now: int, policy: Policy) -> None:
         states: dict[bytes, CustomerState | Moved | None] = {}
@@ -438,7 +312,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 result = await handle(record, key, states[key], now, policy)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
-                await dead_letter(item, processing_error(exc), now_ms())
+                await dead_letter(item, processing_error(exc), wall_ms())
                 if b'"tick"' in item.message.value:
                     retry_later.add(key)  # the deadlines stay; retry them later, not at once
                 continue
@@ -460,7 +334,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await emit(result)
             ingress_ts_ms = record.get("ingress_ts_ms")
             if ingress_ts_ms:
-                metrics.event_latency.observe(max(0.0, (now_ms() - ingress_ts_ms) / 1000))
+                metrics.event_latency.observe(max(0.0, (wall_ms() - ingress_ts_ms) / 1000))
         partition = events[0].message.partition
         for key, state in states.items():
             if key in dirty:

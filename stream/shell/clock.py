@@ -44,6 +44,11 @@ class Clock:
         return clock_ms / self.speed / 1000
 
 
+def wall_ms() -> int:
+    """The wall clock in epoch milliseconds (latency metrics, DLQ and audit stamps)."""
+    return int(time.time() * 1000)
+
+
 def clock_from(speed: float, anchor_ms: int | None, start_ms: int | None = None) -> Clock:
     """The clock for these settings; without an anchor the clock is anchored now."""
     if anchor_ms is None:
