@@ -52,6 +52,9 @@ def http_get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+_STARTED: list[WorkerProcess] = []  # every worker a test started, stopped at session end
+
+
 @dataclass
 class WorkerProcess:
     """A `journey worker` subprocess with its own web port and state directory."""
@@ -66,6 +69,7 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        _STARTED.append(self)
         env = {**self.env, "JOURNEY_WEB_PORT": str(self.port)}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
@@ -90,6 +94,7 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(0.2)
+        self.stop()  # a worker that never became ready must not outlive the test
         pytest.fail(f"worker not ready in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -218,11 +223,17 @@ def _broker_reachable() -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def broker() -> str:
-    """The local broker; integration tests fail loudly without it."""
+def broker() -> Iterator[str]:
+    """The local broker; integration tests fail loudly without it.
+
+    At the end of the session every worker a test started is stopped, by PID, even one
+    a failed test left behind.
+    """
     if not _broker_reachable():
         pytest.fail(f"no Kafka broker at {BROKER}: run `make kafka-up` (or `make test`)")
-    return BROKER
+    yield BROKER
+    for worker in _STARTED:
+        worker.stop(signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -213,9 +213,11 @@ async def test_timers_fire_exactly_once_across_a_rebalance(
     for cid in customers:
         await pending(w1, d, cid, "long_wait")
     w2 = d.worker("w2")
-    await asyncio.to_thread(w2.start)  # takes a partition and its pending timers
-    await d.wait_for(lambda: index_size(w2) > 0, what="w2 indexed the timers it took over")
-    await asyncio.to_thread(w2.stop)  # and gives it back
+    try:
+        await asyncio.to_thread(w2.start)  # takes a partition and its pending timers
+        await d.wait_for(lambda: index_size(w2) > 0, what="w2 indexed the timers it took over")
+    finally:
+        await asyncio.to_thread(w2.stop)  # and gives it back
     await d.produce("web", [login("C300199", clock)])  # sentinel
     actions = await d.actions(lambda a: count(a, "long_follow_up")["C300199"] >= 1, timeout_s=150)
     fired = count(actions, "long_follow_up")
