@@ -31,7 +31,7 @@ from stream.core.pipeline import StepResult, fire, step
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
-from stream.shell.clock import Clock, wall_ms
+from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
     group_by_partition,
     partition_context,
@@ -65,9 +65,6 @@ class JourneyApp:
     metrics: Metrics
     customers: Any  # faust Table[bytes, bytes]
     policy: PolicySource
-    clock: Clock
-    due: Any  # faust Table[bytes, bytes]: customer -> earliest deadline (ASCII epoch ms)
-    scheduler: Scheduler
     aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
 
     def is_ready(self) -> bool:
@@ -171,18 +168,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         send_tick,
         lambda: owned_partitions(app, topics.customer_events),
     )
-    journey = JourneyApp(
-        app,
-        settings,
-        catalog,
-        metrics,
-        customers,
-        policy_source,
-        clock,
-        due_table,
-        scheduler,
-        aliases,
-    )
+    journey = JourneyApp(app, settings, catalog, metrics, customers, policy_source, aliases)
 
     async def send(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await app.producer.send(topic, key, orjson.dumps(value), None, None, None)
@@ -305,6 +291,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         retry_later: set[bytes] = set()
         for item in events:
             key = item.message.key
+            record: dict[str, Any] = {}
             try:
                 record = orjson.loads(item.message.value)
                 if key not in states:
@@ -313,7 +300,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
                 await dead_letter(item, processing_error(exc), wall_ms())
-                if b'"tick"' in item.message.value:
+                if "tick" in record:
                     retry_later.add(key)  # the deadlines stay; retry them later, not at once
                 continue
             if not isinstance(result, StepResult):

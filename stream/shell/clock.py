@@ -31,8 +31,7 @@ class Clock:
         wall_ms = time.time() * 1000
         if self.speed == 1.0 and self.start_ms is None:
             return int(wall_ms)
-        start = self.anchor_ms if self.start_ms is None else self.start_ms
-        return int(start + (wall_ms - self.anchor_ms) * self.speed)
+        return int(self.to_clock_ms(wall_ms))
 
     def to_clock_ms(self, wall_ms: float) -> float:
         """The clock time at a given wall-clock time (e.g. a Kafka record timestamp)."""

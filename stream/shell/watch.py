@@ -13,7 +13,8 @@ from stream.config import Settings
 from stream.core.timestamps import format_ms
 
 SUMMARY_EVERY_S = 5.0
-TIMER_METRICS = (
+SUMMARY_METRICS = (
+    "journey_events_total",
     "journey_timers_fired_total",
     "journey_actions_held_total",
     "journey_identity_merges_total",
@@ -84,17 +85,19 @@ async def watch_actions(
                     moment = format_ms(clock.now_ms())[:16]
                     line = f"--- clock {moment}Z (x{clock.speed:g}): {line[4:]}"
                 if metrics_url:
-                    events_now = events_total(metrics_url)
-                    if events_now is not None and events_before is not None:
-                        rate = (events_now - events_before) / (now - last)
-                        line += f", worker ingested {rate:.0f} events/s ({events_now:.0f} in total)"
-                    events_before = events_now
-                    timers = metric_totals(metrics_url, TIMER_METRICS)
-                    if timers is not None:
+                    totals = metric_totals(metrics_url, SUMMARY_METRICS)
+                    if totals is not None:
+                        events_now = totals["journey_events_total"]
+                        if events_before is not None:
+                            rate = (events_now - events_before) / (now - last)
+                            line += (
+                                f", worker ingested {rate:.0f} events/s ({events_now:.0f} in total)"
+                            )
+                        events_before = events_now
                         line += (
-                            f"; timers fired {timers['journey_timers_fired_total']:.0f}, "
-                            f"actions held {timers['journey_actions_held_total']:.0f}, "
-                            f"profiles merged {timers['journey_identity_merges_total']:.0f}"
+                            f"; timers fired {totals['journey_timers_fired_total']:.0f}, "
+                            f"actions held {totals['journey_actions_held_total']:.0f}, "
+                            f"profiles merged {totals['journey_identity_merges_total']:.0f}"
                         )
                 print(line, flush=True)
                 actions_since, last = 0, now
