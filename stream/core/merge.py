@@ -12,6 +12,7 @@ delivered to both) is counted once. Rules:
 - consent: the most recent profile's grants, and every opt-out of either (safety first);
 - open cases, channels, contact history, sent counts, responses, recent events, seen
   event ids, pending timers (the later-armed of a name), held actions: united, bounded;
+- unanswered streaks (fatigue): the longer of the two per channel;
 - identifiers: every kind, the known profile's value where both have one.
 """
 
@@ -59,6 +60,10 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
     a.sent_counts = _add(a.sent_counts, b.sent_counts)
     a.sent_by_channel = _add(a.sent_by_channel, b.sent_by_channel)
     a.responses = _add(a.responses, b.responses)
+    a.unanswered = {
+        channel: max(a.unanswered.get(channel, 0), b.unanswered.get(channel, 0))
+        for channel in {*a.unanswered, *b.unanswered}
+    }
     recent = _by_time(a.recent_events, b.recent_events, "at_ms", "event_id")
     a.recent_events = recent[-limits.recent_events :]
     a.seen_event_ids = list(dict.fromkeys([*b.seen_event_ids, *a.seen_event_ids]))[

@@ -5,11 +5,17 @@ This is the whole business logic of the per-customer agent, as two pure function
 - ``step``: reduce the event into the state, cancel/arm timers, decide, hold what quiet
   hours hold, record the contacts;
 - ``fire``: release the held actions and fire the timers that are due, deciding for each
-  fired timer exactly as for an event.
+  fired timer exactly as for an event;
+- ``observe``: record a sender's outcome (affinity, fatigue, consent, learning).
+
+Each returns what the learned model should count (``StepResult.learning``): a trial per
+action sent, a success per rewarded outcome, an exposure per decided marketing action
+(treated or held out) and a conversion when an exposed customer buys within the window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stream.core.decide import (
@@ -20,9 +26,12 @@ from stream.core.decide import (
     decide_event,
     decide_timer,
 )
+from stream.core.decide.holdout import HoldoutPolicy
 from stream.core.events import Event
 from stream.core.holds import hold, release_due
 from stream.core.identity import tokens
+from stream.core.outcomes import Outcome, OutcomeStatus, apply_outcome
+from stream.core.propensity import EMPTY_MODEL, LearningUpdate, PropensityModel, UpdateKind
 from stream.core.resolve import bounded_links
 from stream.core.state import CustomerState, Limits, StageChange, append_contacts, new_state, reduce
 from stream.core.timers import FiredTimer, TimerUpdate, apply_event, pop_due
@@ -42,6 +51,8 @@ class StepResult:
     fired: tuple[FiredTimer, ...] = ()
     links: tuple[str, ...] = ()  # tokens newly seen on this profile: link them to it
     unlinks: tuple[str, ...] = ()  # tokens evicted from it (over the identifier limit)
+    learning: tuple[LearningUpdate, ...] = ()  # counts for the learned model, by action
+    outcome: OutcomeStatus | None = None  # what became of an outcome (``observe``)
 
     @property
     def decision(self) -> Decision | None:
@@ -50,7 +61,12 @@ class StepResult:
 
 
 def step(
-    state: CustomerState | None, event: Event, now_ms: int, limits: Limits, policy: Policy
+    state: CustomerState | None,
+    event: Event,
+    now_ms: int,
+    limits: Limits,
+    policy: Policy,
+    model: PropensityModel = EMPTY_MODEL,
 ) -> StepResult:
     """Reduce the event into the state, update timers, decide, record sent/held actions."""
     current = state if state is not None else new_state(event.customer_key)
@@ -62,7 +78,8 @@ def step(
     timer_updates = apply_event(
         updated, event, policy.timers, now_ms, lambda c: conditions().holds(c)
     )
-    decision = decide_event(updated, event, policy, now_ms, conditions)
+    conversions = _attribute_conversion(updated, event, policy.holdout)
+    decision = decide_event(updated, event, policy, now_ms, conditions, model)
     decisions = (decision,) if decision is not None else ()
     send, held = _record(updated, decisions, now_ms)
     seen = [t for t in tokens(event.identifiers) if t != updated.customer_key]
@@ -78,10 +95,19 @@ def step(
         timer_updates=tuple(timer_updates),
         links=tuple(links),
         unlinks=tuple(unlinks),
+        learning=(*conversions, *_learned(decisions, send, policy.holdout)),
     )
 
 
-def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
+def observe(state: CustomerState, outcome: Outcome, policy: Policy) -> StepResult:
+    """Record a sender's outcome on the customer's contact (affinity, fatigue, consent)."""
+    result = apply_outcome(state, outcome, policy)
+    return StepResult(result.state, outcome=result.status, learning=result.learning)
+
+
+def fire(
+    state: CustomerState, now_ms: int, policy: Policy, model: PropensityModel = EMPTY_MODEL
+) -> StepResult:
     """Release the held actions and fire the timers due at ``now_ms``.
 
     Nothing due (a duplicate or early tick, a cancelled timer): the state is returned
@@ -97,7 +123,9 @@ def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
     held: list[Action] = []
     fired = pop_due(updated, now_ms)
     for timer in fired:
-        decision = decide_timer(updated, timer.to_event(updated.customer_key), policy, now_ms)
+        decision = decide_timer(
+            updated, timer.to_event(updated.customer_key), policy, now_ms, model
+        )
         if decision is None:
             continue
         decisions.append(decision)
@@ -106,7 +134,13 @@ def fire(state: CustomerState, now_ms: int, policy: Policy) -> StepResult:
         send.extend(now_send)
         held.extend(now_held)
     return StepResult(
-        updated, decisions=tuple(decisions), send=tuple(send), held=tuple(held), fired=tuple(fired)
+        updated,
+        decisions=tuple(decisions),
+        send=tuple(send),
+        held=tuple(held),
+        fired=tuple(fired),
+        # release records are not new decisions: their exposure was counted when decided
+        learning=_learned(decisions[len(records) :], send, policy.holdout),
     )
 
 
@@ -116,9 +150,10 @@ def _record(
     """Record the chosen actions as contacts on ``state`` (the step's own copy) and split
     them into send-now and held."""
     actions = [action for decision in decisions for action in decision.actions]
-    if not actions:
+    held_out = [action for decision in decisions for action in decision.held_out]
+    if not actions and not held_out:
         return (), ()
-    append_contacts(state, [action.to_contact() for action in actions])
+    append_contacts(state, [action.to_contact() for action in (*actions, *held_out)])
     send: list[Action] = []
     held: list[Action] = []
     for action in actions:
@@ -128,3 +163,52 @@ def _record(
         else:
             send.append(action)
     return tuple(send), tuple(held)
+
+
+def _learned(
+    decisions: Sequence[Decision], send: Sequence[Action], holdout: HoldoutPolicy
+) -> tuple[LearningUpdate, ...]:
+    """A trial per action sent now; an exposure per decided action of a held-out category."""
+    updates = [
+        LearningUpdate(action.action, UpdateKind.TRIAL, action.stage, action.channel)
+        for action in send
+    ]
+    for decision in decisions:
+        for action in (*decision.actions, *decision.held_out):
+            if action.category in holdout.categories:
+                updates.append(
+                    LearningUpdate(
+                        action.action,
+                        UpdateKind.EXPOSURE,
+                        group=action.group,
+                        variant=action.variant,
+                    )
+                )
+    return tuple(updates)
+
+
+def _attribute_conversion(
+    state: CustomerState, event: Event, holdout: HoldoutPolicy
+) -> tuple[LearningUpdate, ...]:
+    """A conversion for every exposure this purchase follows within the window (marks them)."""
+    if event.type not in holdout.conversion_events:
+        return ()
+    updates: list[LearningUpdate] = []
+    for contact in state.contacts:
+        at_ms = contact["at_ms"]
+        if (
+            "group" in contact
+            and not contact.get("converted")
+            and contact["category"] in holdout.categories
+            and at_ms <= event.occurred_at_ms <= at_ms + holdout.conversion_window_ms
+        ):
+            contact["converted"] = True
+            updates.append(
+                LearningUpdate(
+                    contact["action"],
+                    UpdateKind.CONVERSION,
+                    group=contact["group"],
+                    variant=contact.get("variant", ""),
+                )
+            )
+    return tuple(updates)

@@ -68,6 +68,8 @@ class CustomerState:
     sent_counts: dict[str, int] = field(default_factory=dict)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
     responses: dict[str, int] = field(default_factory=dict)
+    # Messages sent on a channel since the customer last showed interest there (fatigue).
+    unanswered: dict[str, int] = field(default_factory=dict)
     recent_events: list[dict[str, Any]] = field(default_factory=list)
     seen_event_ids: list[str] = field(default_factory=list)
     # Pending timers by name: {"id", "due_ms", "armed_at_ms", "armed_by", "event_id"}.
@@ -124,13 +126,16 @@ class CustomerState:
             return self.has_consent(channel)
         return self.opt_outs.get(channel) != "hard_bounce"
 
-    def response_rate(self, channel: str) -> float:
-        """Smoothed response rate on an outbound channel: responses / (sent + 2).
-
-        Zero until the customer responds there, so without any response the policy's
-        preferred channel order decides; one unanswered message does not demote a channel.
-        """
-        return self.responses.get(channel, 0) / (self.sent_by_channel.get(channel, 0) + 2)
+    def last_sent_ms(self, channel: str) -> int | None:
+        """When the latest message actually sent on ``channel`` went out, or None."""
+        return max(
+            (
+                c["send_at_ms"]
+                for c in self.contacts
+                if c["channel"] == channel and c.get("group") != "control"
+            ),
+            default=None,
+        )
 
     def is_reachable(self, channel: str) -> bool:
         """True if a sender can address the customer there (an anonymous visitor has no inbox).
@@ -208,13 +213,21 @@ def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Cus
 
 
 def append_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> None:
-    """``record_contacts`` in place, on a state the caller owns (saves a copy per step)."""
+    """``record_contacts`` in place, on a state the caller owns (saves a copy per step).
+
+    A held-out contact (``group: control``) counts for caps, cooldowns and per-action
+    limits, so the control group's decisions follow the treated path, but not as a
+    message on its channel.
+    """
     state.contacts.extend(contacts)
     del state.contacts[:-CONTACT_HISTORY_LIMIT]
     for contact in contacts:
         state.sent_counts[contact["action"]] = state.sent_counts.get(contact["action"], 0) + 1
+        if contact.get("group") == "control":
+            continue
         channel = contact["channel"]
         state.sent_by_channel[channel] = state.sent_by_channel.get(channel, 0) + 1
+        state.unanswered[channel] = state.unanswered.get(channel, 0) + 1
 
 
 def withdraw_contact(state: CustomerState, action_id: str) -> None:
@@ -225,6 +238,7 @@ def withdraw_contact(state: CustomerState, action_id: str) -> None:
             action, channel = contact["action"], contact["channel"]
             state.sent_counts[action] = max(0, state.sent_counts.get(action, 0) - 1)
             state.sent_by_channel[channel] = max(0, state.sent_by_channel.get(channel, 0) - 1)
+            state.unanswered[channel] = max(0, state.unanswered.get(channel, 0) - 1)
             return
 
 
@@ -249,6 +263,7 @@ def _remember(state: CustomerState, event: Event, limits: Limits) -> None:
     responded_on = RESPONSE_CHANNEL.get(event.type)
     if responded_on is not None:
         state.responses[responded_on] = state.responses.get(responded_on, 0) + 1
+        state.unanswered[responded_on] = 0
     seen = state.channels.setdefault(event.channel, {"events": 0, "last_seen_ms": 0})
     seen["events"] += 1
     seen["last_seen_ms"] = max(seen["last_seen_ms"], event.occurred_at_ms)

@@ -1,17 +1,22 @@
 """The next-best-action arbiter: candidates, filters, arbitration, channel choice, explain.
 
-Pure and deterministic for the same (state, trigger, policy, now): no clock, no I/O.
+Pure and deterministic for the same (state, trigger, policy, model, now): no clock, no
+I/O; the Thompson draws are seeded by the decision.
 
 1. Candidates: actions whose trigger names the event type (and whose ``when`` holds).
-2. Filters, in order, each removal recorded with a ``Reason``: open service case
-   (marketing), max per customer, cooldown (cheap, on the state), then the policy's CEL:
-   trigger condition, eligibility, applicability, suitability.
-3. Arbitration: priority = propensity x context weight x value x lever, ties broken by
-   the action's position in the policy, then its id.
-4. Channel choice, in priority order: among the action's channels that can reach the
-   customer, have consent and are under every cap (at the send time quiet hours give),
-   the one with the best smoothed response rate, ties by the action's preferred order.
-   Up to ``max_actions`` actions (optionally one per channel) are chosen.
+2. Filters, in order, each removal recorded with a ``Reason``: experiment arm, open
+   service case (marketing), max per customer, cooldown (cheap, on the state), then the
+   policy's CEL: trigger condition, eligibility, applicability, suitability.
+3. Scoring: each of the action's channels gets a propensity from the learned model and
+   the customer's own history (``learning.estimate``); the action's propensity is its
+   best channel's. Arbitration: priority = propensity x context weight x value x lever,
+   ties broken by the action's position in the policy, then its id.
+4. Channel choice, in priority order: the best-scored channel that can reach the
+   customer, has consent, is not resting (fatigue) and is under every cap (at the send
+   time quiet hours give). Up to ``max_actions`` actions (optionally one per channel).
+5. Holdout: for a customer in the universal control group, a chosen action of a held-out
+   category is recorded as ``holdout`` and not sent (it still counts for caps, so the
+   control group's decisions follow the treated path).
 """
 
 from __future__ import annotations
@@ -23,6 +28,18 @@ from typing import Any
 
 from stream.core.decide.conditions import ConditionError, Evaluator
 from stream.core.decide.contact import cap_breached, customer_zone, is_exempt, quiet_release_ms
+from stream.core.decide.holdout import group_of, holds_out, variant_of
+from stream.core.decide.learning import (
+    NO_HISTORY,
+    ChannelHistory,
+    Estimate,
+    FatiguePolicy,
+    LearningPolicy,
+    Prior,
+    Seed,
+    estimate,
+    resting_until_ms,
+)
 from stream.core.decide.policy import ActionSpec, Policy, Trigger
 from stream.core.decide.records import (
     Action,
@@ -34,11 +51,18 @@ from stream.core.decide.records import (
     stable_id,
 )
 from stream.core.events import Event
+from stream.core.propensity import EMPTY_MODEL, PropensityModel
 from stream.core.state import CustomerState
+from stream.core.timestamps import format_ms
 
 HOUR_MS = 3_600_000
 # When no channel works, the explain record gives the reason that got furthest.
-_CHANNEL_REASON_RANK = {Reason.UNREACHABLE: 0, Reason.NO_CONSENT: 1, Reason.CONTACT_CAP: 2}
+_CHANNEL_REASON_RANK = {
+    Reason.UNREACHABLE: 0,
+    Reason.NO_CONSENT: 1,
+    Reason.FATIGUED: 2,
+    Reason.CONTACT_CAP: 3,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +70,8 @@ class _Scored:
     spec: ActionSpec
     scores: Scores
     payload: dict[str, Any]
+    estimates: tuple[tuple[str, Estimate], ...]  # per channel, best first
+    variant: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +118,7 @@ def decide_event(
     policy: Policy,
     now_ms: int,
     conditions: Callable[[], Evaluator] | None = None,
+    model: PropensityModel = EMPTY_MODEL,
 ) -> Decision | None:
     """The decision an event triggers for this customer, or None if no action names it.
 
@@ -100,17 +127,21 @@ def decide_event(
     entries = policy.by_event.get(event.type)
     if not entries:
         return None
-    return _decide(state, event, entries, policy, now_ms, conditions)
+    return _decide(state, event, entries, policy, now_ms, conditions, model)
 
 
 def decide_timer(
-    state: CustomerState, fired: Event, policy: Policy, now_ms: int
+    state: CustomerState,
+    fired: Event,
+    policy: Policy,
+    now_ms: int,
+    model: PropensityModel = EMPTY_MODEL,
 ) -> Decision | None:
     """The decision a fired timer (as ``FiredTimer.to_event``) triggers, or None."""
     entries = policy.by_timer.get(fired.type)
     if not entries:
         return None
-    return _decide(state, fired, entries, policy, now_ms, None)
+    return _decide(state, fired, entries, policy, now_ms, None, model)
 
 
 def _decide(
@@ -120,48 +151,52 @@ def _decide(
     policy: Policy,
     now_ms: int,
     conditions: Callable[[], Evaluator] | None,
+    model: PropensityModel,
 ) -> Decision:
     trigger = TriggerRef(event.event_id, event.type, event.channel)
     zone = customer_zone(state.timezone, policy.contact.default_timezone)
     if conditions is None:
         conditions = condition_context(state, event, policy, now_ms)
+    group: str | None = None  # the holdout group, hashed only when an action is picked
+    seed = Seed(f"{state.customer_key}|{trigger.event_id}")
+    scoring = _Scoring(state, policy, model, seed, now_ms)
 
     candidates: list[Candidate] = []
     scored: list[_Scored] = []
     for spec, action_trigger in entries:
-        outcome = _filter(state, spec, action_trigger, conditions, now_ms)
+        outcome = _filter(state, spec, action_trigger, conditions, now_ms, scoring)
         if isinstance(outcome, Candidate):
             candidates.append(outcome)
         else:
             scored.append(outcome)
     scored.sort(key=lambda s: (-s.scores.priority, s.spec.order, s.spec.id))
     actions: list[Action] = []
+    held_out: list[Action] = []
     pending: list[dict[str, Any]] = []
     for item in scored:
         spec = item.spec
-        if len(actions) >= policy.max_actions:
+        if len(actions) + len(held_out) >= policy.max_actions:
             candidates.append(
                 _removed(spec, Reason.OUTRANKED, "another action ranked higher", item)
             )
             continue
-        pick = _pick_channel(
-            state, spec, policy, now_ms, zone, pending, {a.channel for a in actions}
-        )
+        taken = {a.channel for a in (*actions, *held_out)}
+        pick = _pick_channel(state, item, policy, now_ms, zone, pending, taken)
         if pick.channel is None:
-            candidates.append(
-                Candidate(
-                    spec.id, spec.category, pick.reason, pick.detail, None, item.scores, pick.checks
-                )
-            )
+            candidates.append(_candidate(item, pick.reason, pick.detail, None, pick.checks))
             continue
-        action = _action(state, spec, trigger, policy, now_ms, pick, item.payload)
-        actions.append(action)
+        if group is None:
+            group = group_of(state.customer_key, policy.holdout)
+        held = holds_out(policy.holdout, group, spec.category)
+        action = _action(state, item, trigger, policy, now_ms, pick, group if held else "treatment")
         pending.append(action.to_contact())
-        candidates.append(
-            Candidate(
-                spec.id, spec.category, Reason.CHOSEN, "", pick.channel, item.scores, pick.checks
-            )
-        )
+        if held:
+            held_out.append(action)
+            detail = f"control group ({policy.holdout.control_share:.0%}): decided, not sent"
+            candidates.append(_candidate(item, Reason.HOLDOUT, detail, pick.channel, pick.checks))
+        else:
+            actions.append(action)
+            candidates.append(_candidate(item, Reason.CHOSEN, "", pick.channel, pick.checks))
     return Decision(
         decision_id=stable_id(state.customer_key, trigger.event_id, "decision"),
         customer_id=state.customer_key,
@@ -171,13 +206,119 @@ def _decide(
         decided_at_ms=now_ms,
         candidates=tuple(candidates),
         actions=tuple(actions),
+        group=group or group_of(state.customer_key, policy.holdout),
+        held_out=tuple(held_out),
+        strategy=policy.learning.strategy,
+    )
+
+
+class _Scoring:
+    """What scoring a candidate's channels needs, shared by the candidates of a decision."""
+
+    def __init__(
+        self, state: CustomerState, policy: Policy, model: PropensityModel, seed: Seed, now_ms: int
+    ) -> None:
+        self.state = state
+        self.policy = policy
+        self.model = model
+        self.seed = seed
+        self.now_ms = now_ms
+        self._histories: dict[str, ChannelHistory] | None = None
+
+    def history(self, channel: str) -> ChannelHistory:
+        """The customer's record on ``channel``, built once per decision."""
+        if self._histories is None:
+            self._histories = channel_histories(self.state, self.policy.learning, self.now_ms)
+        return self._histories.get(channel, NO_HISTORY)
+
+    def channels(
+        self, spec: ActionSpec, channels: tuple[str, ...], fixed_order: bool = False
+    ) -> tuple[tuple[str, Estimate], ...]:
+        """Each channel's estimate, best first (ties: the policy's order).
+
+        ``fixed_order`` (an experiment arm's channels) keeps the given order: learning
+        must not blur what the test compares.
+        """
+        learning = self.policy.learning
+        evidence = spec.evidence if spec.evidence is not None else learning.evidence
+        prior = Prior(spec.propensity, evidence)
+        stage = self.state.stage
+        estimates = [
+            (
+                channel,
+                estimate(
+                    learning,
+                    prior,
+                    self.model.evidence(spec.id, stage, channel),
+                    self.history(channel),
+                    self.seed,
+                    channel,
+                ),
+            )
+            for channel in channels
+        ]
+        if fixed_order:
+            return tuple(estimates)
+        order = {channel: index for index, channel in enumerate(channels)}
+        estimates.sort(key=lambda item: (-item[1].propensity, order[item[0]]))
+        return tuple(estimates)
+
+
+def channel_histories(
+    state: CustomerState, learning: LearningPolicy, now_ms: int
+) -> dict[str, ChannelHistory]:
+    """Per channel: messages that had their chance to be answered, responses, streak.
+
+    A message sent less than ``learning.response_window_ms`` ago and not yet answered is
+    not evidence either way, so one fresh message does not demote its channel.
+    """
+    pending: dict[str, int] = {}
+    for contact in state.contacts:
+        if (
+            contact.get("group") != "control"
+            and now_ms - contact["send_at_ms"] < learning.response_window_ms
+            and not learning.rewards.intersection(contact.get("outcomes", ()))
+        ):
+            pending[contact["channel"]] = pending.get(contact["channel"], 0) + 1
+    histories = {}
+    for channel in {*state.sent_by_channel, *state.responses, *state.unanswered}:
+        sent = state.sent_by_channel.get(channel, 0)
+        responded = state.responses.get(channel, 0)
+        histories[channel] = ChannelHistory(
+            max(responded, sent - pending.get(channel, 0)),
+            responded,
+            state.unanswered.get(channel, 0),
+        )
+    return histories
+
+
+def _candidate(
+    item: _Scored,
+    reason: Reason,
+    detail: str,
+    channel: str | None,
+    checks: tuple[tuple[str, str], ...],
+) -> Candidate:
+    spec = item.spec
+    return Candidate(
+        spec.id,
+        spec.category,
+        reason,
+        detail,
+        channel,
+        item.scores,
+        checks,
+        item.estimates,
+        item.variant,
     )
 
 
 def _removed(
     spec: ActionSpec, reason: Reason, detail: str, item: _Scored | None = None
 ) -> Candidate:
-    return Candidate(spec.id, spec.category, reason, detail, None, item.scores if item else None)
+    if item is not None:
+        return _candidate(item, reason, detail, None, ())
+    return Candidate(spec.id, spec.category, reason, detail)
 
 
 def _filter(
@@ -186,8 +327,24 @@ def _filter(
     trigger: Trigger,
     conditions: Callable[[], Evaluator],
     now_ms: int,
+    scoring: _Scoring,
 ) -> Candidate | _Scored:
-    """Cheap checks on the state first, then the policy's CEL conditions."""
+    """Cheap checks on the state first, then the policy's CEL conditions, then scoring."""
+    channels, variant, fixed_order = spec.channels, "", False
+    experiment = scoring.policy.holdout.by_action.get(spec.id)
+    if experiment is not None:
+        arm = variant_of(state.customer_key, experiment, scoring.policy.holdout.salt)
+        variant = f"{experiment.name}={arm.name}"
+        if experiment.action is None and arm.action != spec.id:
+            return Candidate(
+                spec.id,
+                spec.category,
+                Reason.EXPERIMENT_ARM,
+                f"experiment {experiment.name}: customer in arm {arm.name} ({arm.action})",
+                variant=variant,
+            )
+        if arm.channels is not None:
+            channels, fixed_order = arm.channels, True
     if spec.category == "marketing" and state.open_cases:
         cases = ", ".join(sorted(state.open_cases))
         return _removed(spec, Reason.OPEN_SERVICE_CASE, f"open case(s): {cases}")
@@ -212,16 +369,17 @@ def _filter(
         weight = 1.0
         if spec.context_weight is not None:
             weight = conditions().number(spec.context_weight, 1.0)
-        scores = Scores(spec.propensity, weight, spec.value, spec.lever)
         payload = {name: conditions().value(expression) for name, expression in spec.payload}
     except ConditionError as exc:
         return _removed(spec, Reason.CONDITION_ERROR, str(exc))
-    return _Scored(spec, scores, payload)
+    estimates = scoring.channels(spec, channels, fixed_order)
+    scores = Scores(estimates[0][1].propensity, weight, spec.value, spec.lever)
+    return _Scored(spec, scores, payload, estimates, variant)
 
 
 def _pick_channel(
     state: CustomerState,
-    spec: ActionSpec,
+    item: _Scored,
     policy: Policy,
     now_ms: int,
     zone: Any,
@@ -229,14 +387,13 @@ def _pick_channel(
     taken: set[str],
 ) -> _ChannelPick:
     contact = policy.contact
+    spec = item.spec
     exempt = is_exempt(contact, spec.category)
-    ranked = sorted(
-        enumerate(spec.channels), key=lambda item: (-state.response_rate(item[1]), item[0])
-    )
+    fatigue = policy.learning.fatigue
     history = [*state.contacts, *pending]  # what the caps count, for every channel tried
     checks: list[tuple[str, str]] = []
     best_failure = (Reason.UNREACHABLE, "")
-    for _, channel in ranked:
+    for channel, _ in item.estimates:
         failure: tuple[Reason, str] | None = None
         send_after_ms = None
         if policy.one_per_channel and channel in taken:
@@ -245,6 +402,14 @@ def _pick_channel(
             failure = (Reason.UNREACHABLE, f"no address for {channel}")
         elif not state.may_contact(channel, spec.category):
             failure = (Reason.NO_CONSENT, f"no consent on {channel}")
+        elif (
+            not exempt and (resting := _resting_until(state, fatigue, channel, now_ms)) is not None
+        ):
+            failure = (
+                Reason.FATIGUED,
+                f"{state.unanswered.get(channel, 0)} unanswered on {channel}; "
+                f"resting until {format_ms(resting)}",
+            )
         elif not exempt:
             if contact.quiet_hours is not None and channel in contact.quiet_hours.channels:
                 send_after_ms = quiet_release_ms(now_ms, zone, contact.quiet_hours)
@@ -264,16 +429,28 @@ def _pick_channel(
     return _ChannelPick(None, None, best_failure[0], best_failure[1], tuple(checks))
 
 
+def _resting_until(
+    state: CustomerState, fatigue: FatiguePolicy | None, channel: str, now_ms: int
+) -> int | None:
+    if fatigue is None:
+        return None
+    until = resting_until_ms(
+        fatigue, channel, state.unanswered.get(channel, 0), state.last_sent_ms(channel)
+    )
+    return until if until is not None and now_ms < until else None
+
+
 def _action(
     state: CustomerState,
-    spec: ActionSpec,
+    item: _Scored,
     trigger: TriggerRef,
     policy: Policy,
     now_ms: int,
     pick: _ChannelPick,
-    payload: dict[str, Any],
+    group: str,
 ) -> Action:
     assert pick.channel is not None
+    spec = item.spec
     action_id = stable_id(state.customer_key, trigger.event_id, spec.id)
     start = pick.send_after_ms if pick.send_after_ms is not None else now_ms
     return Action(
@@ -291,5 +468,7 @@ def _action(
         reason=spec.reason or spec.description or spec.id,
         stage=state.stage,
         content=spec.content,
-        payload=payload,
+        payload=item.payload,
+        group=group,
+        variant=item.variant,
     )

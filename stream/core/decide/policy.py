@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import cel
 import yaml
 
+from stream.core.decide.adaptive_policy import parse_holdout, parse_learning
+from stream.core.decide.holdout import HoldoutPolicy
+from stream.core.decide.learning import LearningPolicy
 from stream.core.decide.variables import CEL_VARIABLES, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
 from stream.core.resolve import DEFAULT_MAX_IDENTIFIERS, IdentityRules
@@ -106,6 +109,7 @@ class ActionSpec:
     propensity: float
     validity_ms: int
     triggers: tuple[Trigger, ...]
+    evidence: float | None = None  # prior weight in sends (None: learning.evidence)
     description: str = ""
     reason: str = ""
     content: str | None = None
@@ -170,6 +174,8 @@ class Policy:
     timers: tuple[TimerSpec, ...] = ()
     identity: IdentityRules = field(default_factory=IdentityRules)
     by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
+    learning: LearningPolicy = field(default_factory=LearningPolicy)
+    holdout: HoldoutPolicy = field(default_factory=HoldoutPolicy)
 
 
 def parse_duration_ms(text: str) -> int:
@@ -257,6 +263,7 @@ def _action(
         if "validity" in data
         else DEFAULT_VALIDITY_MS,
         triggers=tuple(triggers),
+        evidence=float(data["evidence"]) if "evidence" in data else None,
         description=data.get("description", ""),
         reason=data.get("reason", ""),
         content=data.get("content"),
@@ -440,6 +447,14 @@ def load_policy(
     contact = _contact_policy(checker, data.get("contact_policy", {}))
     timers = _timers(checker, data.get("timers", []), event_types)
     _check_timer_links(checker, actions, timers)
+    holdout = parse_holdout(
+        data.get("holdout", {}),
+        data.get("experiments", []),
+        {action.id: action.channels for action in actions},
+        event_types,
+        parse_duration_ms,
+        checker.problem,
+    )
     if checker.problems:
         raise PolicyError(checker.problems)
     arbitration = data.get("arbitration", {})
@@ -457,6 +472,8 @@ def load_policy(
         timers=timers,
         identity=_identity_rules(data.get("identity", {})),
         by_timer=_index_triggers(actions, "timer"),
+        learning=parse_learning(data.get("learning", {}), data.get("fatigue"), parse_duration_ms),
+        holdout=holdout,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from stream.core.decide.learning import Estimate
 from stream.core.timestamps import format_ms
 
 
@@ -30,6 +31,9 @@ class Reason(StrEnum):
     CHANNEL_TAKEN = "channel_taken"
     OUTRANKED = "outranked"
     EXPIRED = "expired"
+    FATIGUED = "fatigued"  # too many unanswered messages on the channel: it rests
+    EXPERIMENT_ARM = "experiment_arm"  # the customer is in another arm of an experiment
+    HOLDOUT = "holdout"  # universal control group: decided and logged, not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class Action:
     stage: str
     content: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    group: str = "treatment"  # control: decided for the control group, never sent
+    variant: str = ""  # "experiment=variant" when the action is under an experiment
 
     def to_message(self) -> dict[str, Any]:
         """The action message as schemas/action.schema.json describes it."""
@@ -110,6 +116,9 @@ class Action:
         }
         if self.content is not None:
             message["content"] = self.content
+        if self.variant:
+            name, _, variant = self.variant.partition("=")
+            message["experiment"] = {"name": name, "variant": variant}
         return message
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +143,9 @@ class Action:
             if self.send_after_ms is not None
             else self.decided_at_ms,
             "trigger_event_id": self.trigger.event_id,
+            "stage": self.stage,
+            "group": self.group,
+            **({"variant": self.variant} if self.variant else {}),
         }
 
 
@@ -148,6 +160,8 @@ class Candidate:
     channel: str | None = None
     scores: Scores | None = None
     channel_checks: tuple[tuple[str, str], ...] = ()
+    estimates: tuple[tuple[str, Estimate], ...] = ()  # per channel, best first
+    variant: str = ""  # "experiment=variant" when the action is under an experiment
 
     @property
     def chosen(self) -> bool:
@@ -169,6 +183,11 @@ class Candidate:
             message["scores"] = self.scores.to_message()
         if self.channel_checks:
             message["channels"] = dict(self.channel_checks)
+        if self.estimates:
+            message["propensities"] = {ch: est.to_message() for ch, est in self.estimates}
+        if self.variant:
+            name, _, variant = self.variant.partition("=")
+            message["experiment"] = {"name": name, "variant": variant}
         return message
 
 
@@ -184,6 +203,9 @@ class Decision:
     decided_at_ms: int
     candidates: tuple[Candidate, ...]
     actions: tuple[Action, ...]
+    group: str = "treatment"  # the customer's holdout group
+    held_out: tuple[Action, ...] = ()  # chosen for a control-group customer, never sent
+    strategy: str = ""  # the learning strategy that scored the candidates
 
     def to_message(self) -> dict[str, Any]:
         """The decision record as schemas/decision.schema.json describes it."""
@@ -197,6 +219,8 @@ class Decision:
             "candidates": [candidate.to_message() for candidate in self.candidates],
             "chosen": [action.action_id for action in self.actions],
             "chosen_channel": self.actions[0].channel if self.actions else None,
+            "group": self.group,
+            **({"strategy": self.strategy} if self.strategy else {}),
         }
 
 

@@ -13,6 +13,15 @@ from stream.core.state import CustomerState, Limits, new_state
 ROOT = Path(__file__).resolve().parents[4]
 CATALOG = load_catalog()
 DEFAULT_POLICY = load_policy_file(ROOT / "policies" / "default.yaml", CATALOG)
+# The shipped rules with learning off: Thompson draws would make channel choice a coin
+# flip between channels of equal prior; the rule tests check eligibility and contact policy.
+SHIPPED_RULES = load_policy(
+    (ROOT / "policies" / "default.yaml")
+    .read_text()
+    .replace("strategy: thompson", "strategy: fixed"),
+    CATALOG,
+    "default.yaml (fixed)",
+)
 LIMITS = Limits()
 # 2026-11-23 11:00 in Paris (10:00 UTC): outside the default quiet hours.
 NOON_MS = 1_795_428_000_000 + 3_600_000
@@ -25,7 +34,7 @@ def policy_from(text: str) -> Policy:
 
 def run(
     events,
-    policy: Policy = DEFAULT_POLICY,
+    policy: Policy = SHIPPED_RULES,
     state: CustomerState | None = None,
     now_ms: int = NOON_MS,
     gap_ms: int = 0,

@@ -121,9 +121,9 @@ def at(event_type: str, minutes: int, channel: str = "web", **props):
 
 def fired_actions(state, minutes: int) -> tuple[object, list[str]]:
     from stream.core.pipeline import fire
-    from tests.unit.core.decide.helpers import DEFAULT_POLICY
+    from tests.unit.core.decide.helpers import SHIPPED_RULES
 
-    result = fire(state, NOON_MS + minutes * MINUTE_MS, DEFAULT_POLICY)
+    result = fire(state, NOON_MS + minutes * MINUTE_MS, SHIPPED_RULES)
     return result.state, [a.action for a in (*result.send, *result.held)]
 
 
@@ -167,16 +167,16 @@ def test_a_buyer_inactive_for_30_days_gets_a_win_back() -> None:
 def test_a_reminder_due_at_night_waits_for_the_morning() -> None:
     from stream.core.pipeline import fire
     from stream.core.timestamps import format_ms
-    from tests.unit.core.decide.helpers import DEFAULT_POLICY
+    from tests.unit.core.decide.helpers import SHIPPED_RULES
 
     evening = NOON_MS + 10 * 60 * MINUTE_MS  # 21:00 in Paris
     cart = build_event(
         "add_to_cart", "web", {"product_id": "p1", "price": 20.0}, at_ms=evening, context=KNOWN
     )
     state, _ = run([cart], now_ms=evening)
-    result = fire(state, evening + 30 * MINUTE_MS, DEFAULT_POLICY)
+    result = fire(state, evening + 30 * MINUTE_MS, SHIPPED_RULES)
     [held] = result.held
     assert held.action == "cart_reminder" and result.send == ()
     assert format_ms(held.send_after_ms) == "2026-11-24T07:00:00.000Z"  # 08:00 in Paris
-    morning = fire(result.state, held.send_after_ms, DEFAULT_POLICY)
+    morning = fire(result.state, held.send_after_ms, SHIPPED_RULES)
     assert morning.send == (held,)
