@@ -1,11 +1,15 @@
-"""create_app(settings): the Faust app, its topics, tables and the three agents.
+"""create_app(settings): the Faust app, its topics, tables and the five agents.
 
 Agents are thin: read a micro-batch, call the core, write what the core returned.
 
     cjo.events.<channel> --ingest--> internal.identity-events --resolve--> internal.customer-events
                             \\--> cjo.dlq     (keyed by identifier)  (aliases)   (keyed by customer)
+    cjo.outcomes --outcomes (validate, DLQ)----------------------------------> (same topic)
     internal.customer-events --process--> actions, decisions       (customers, due tables)
                                     \\--> links back to identity-events, merges, erasures
+                                    \\--> internal.learning (keyed by action)
+    internal.learning --learn--> internal.model (compacted; every worker's ModelView reads it)
+                                 (propensity table)
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from stream.core.decide import Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
 from stream.core.holds import RELEASE_TRIGGER
-from stream.core.pipeline import StepResult, fire, step
+from stream.core.outcomes import Outcome, decode_outcome
+from stream.core.pipeline import StepResult, fire, observe, step
+from stream.core.propensity import PropensityModel, UpdateKind
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
@@ -38,7 +44,9 @@ from stream.shell.faust_compat import (
     set_fetch_max_wait_ms,
 )
 from stream.shell.identity_stage import IdentityStage, Moved, load_profile
+from stream.shell.learn_stage import LearnStage
 from stream.shell.metrics import Metrics
+from stream.shell.model_view import ModelView
 from stream.shell.policy_source import PolicySource
 from stream.shell.scheduler import Scheduler
 
@@ -133,6 +141,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     channel_of_topic = {topics.events(channel): channel for channel in catalog.event_types}
 
     ingress = app.topic(*topics.all_events)
+    outcomes_in = app.topic(topics.outcomes)
+    learning_topic = app.topic(topics.learning, partitions=settings.partitions)
     identity_events = app.topic(topics.identity_events, partitions=settings.partitions)
     customer_events = app.topic(topics.customer_events, partitions=settings.partitions)
     customers = app.Table(
@@ -153,6 +163,13 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         key_type=bytes,
         value_type=bytes,
     )
+    propensity = app.Table(
+        "propensity",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    model_view = ModelView(settings.broker, topics.model, metrics, settings.fetch_max_wait_ms)
     clock = settings.clock()
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
 
@@ -209,6 +226,35 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             metrics.batch_size.labels("ingest").observe(len(batch))
             metrics.batch_duration.labels("ingest").observe(time.perf_counter() - started)
 
+    @app.agent(outcomes_in, name="outcomes")
+    async def outcomes(stream: StreamT) -> None:
+        """Validate senders' outcomes and re-key them to the customer's partition."""
+        async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
+            received_at_ms = wall_ms()
+            for event in batch:
+                decoded = decode_outcome(event.message.value, catalog, settings.max_event_bytes)
+                if isinstance(decoded, Outcome):
+                    key = decoded.customer_id.encode()
+                    await send(topics.customer_events, key, {"outcome": decoded.to_record()})
+                else:
+                    await dead_letter(event, decoded, received_at_ms)
+
+    learner = LearnStage(propensity, send, topics.model, metrics, clock)
+
+    @app.agent(learning_topic, name="learn")
+    async def learn(stream: StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
+            for events in group_by_partition(batch).values():
+                with partition_context(events[0]):
+                    rejected = learner.fold_partition(events)
+                for item, exc in rejected:
+                    await dead_letter(item, processing_error(exc), wall_ms())
+            await learner.publish()
+
+    @app.task
+    async def follow_model() -> None:
+        await model_view.run()
+
     identity = IdentityStage(aliases, send, topics, metrics, limits, clock)
 
     @app.agent(identity_events, name="resolve")
@@ -253,6 +299,13 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await send(
                 topics.actions(action.channel), action.customer_id.encode(), action.to_message()
             )
+        for update in result.learning:
+            metrics.learning_updates.labels(update.kind.value).inc()
+            if update.kind is UpdateKind.EXPOSURE:
+                metrics.uplift_exposures.labels(update.action, update.group).inc()
+            elif update.kind is UpdateKind.CONVERSION:
+                metrics.uplift_conversions.labels(update.action, update.group).inc()
+            await send(topics.learning, update.action.encode(), update.to_message())
         await identity.send_links(result.state, result.links, result.unlinks)
 
     async def handle(
@@ -261,6 +314,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         state: CustomerState | Moved | None,
         now: int,
         policy: Policy,
+        model: PropensityModel,
     ) -> StepResult | CustomerState | Moved | None:
         """One record of the customer-events topic.
 
@@ -276,16 +330,27 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         if tick is not None:
             if state is None:
                 return None
-            result = fire(state, now, policy)
+            result = fire(state, now, policy, model)
             if result.fired or result.decisions:
                 lag_ms = max(0, now - int(tick["due_ms"]))
                 metrics.timer_fire_lag.observe(clock.real_seconds(lag_ms))
             return result
         if "event" in record:
-            return step(state, Event.from_record(record["event"]), now, limits, policy)
+            return step(state, Event.from_record(record["event"]), now, limits, policy, model)
+        if "outcome" in record:
+            outcome = Outcome.from_record(record["outcome"])
+            if state is None:  # never decided for: nothing to match it with
+                metrics.outcomes.labels(outcome.channel, outcome.outcome, "unknown_customer").inc()
+                return None
+            result = observe(state, outcome, policy)
+            status = result.outcome.value if result.outcome else "applied"
+            metrics.outcomes.labels(outcome.channel, outcome.outcome, status).inc()
+            return result
         return await identity.operate(record, key, state)
 
-    async def process_partition(events: list[EventT], now: int, policy: Policy) -> None:
+    async def process_partition(
+        events: list[EventT], now: int, policy: Policy, model: PropensityModel
+    ) -> None:
         states: dict[bytes, CustomerState | Moved | None] = {}
         dirty: set[bytes] = set()
         retry_later: set[bytes] = set()
@@ -296,7 +361,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 record = orjson.loads(item.message.value)
                 if key not in states:
                     states[key] = load_profile(customers.get(key))
-                result = await handle(record, key, states[key], now, policy)
+                result = await handle(record, key, states[key], now, policy, model)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
                 await dead_letter(item, processing_error(exc), wall_ms())
@@ -371,9 +436,10 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             started = time.perf_counter()
             now = clock.now_ms()
             policy = policy_source.current  # one policy per batch, even across a reload
+            model = model_view.current  # and one view of the learned model
             for events in group_by_partition(batch).values():
                 with partition_context(events[0]):
-                    await process_partition(events, now, policy)
+                    await process_partition(events, now, policy, model)
             metrics.batch_size.labels("process").observe(len(batch))
             metrics.batch_duration.labels("process").observe(time.perf_counter() - started)
 

@@ -1,4 +1,5 @@
-"""The ``journey`` command: worker | simulate | topics | watch | policy check | forget."""
+"""The ``journey`` command: worker | simulate | sender | topics | watch | policy check |
+forget | report."""
 
 from __future__ import annotations
 
@@ -63,6 +64,56 @@ def _simulate(args: argparse.Namespace) -> int:
         f"simulate: sent {stats.events_sent} events in {stats.elapsed_s:.1f} s "
         f"({stats.events_per_s:.0f}/s): {dict(sorted(stats.by_channel.items()))}"
     )
+    return 0
+
+
+def _sender(args: argparse.Namespace) -> int:
+    from stream.simulate.preferences import preferences_for
+    from stream.simulate.sender import SenderStats, run_sender
+
+    settings = load_settings()
+    clock = settings.clock()
+
+    def progress(stats: SenderStats) -> None:
+        print(
+            f"sender: {stats.actions_received} actions, outcomes {dict(stats.outcomes_sent)}, "
+            f"{stats.conversions_sent} orders",
+            flush=True,
+        )
+
+    try:
+        preferences = preferences_for(args.preferences, args.seed)
+    except ValueError as exc:
+        print(f"sender: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_sender(
+                settings.broker,
+                settings.topics.prefix,
+                preferences,
+                seed=args.seed,
+                duration_s=args.duration,
+                clock_now_ms=clock.now_ms,
+                on_progress=progress if not args.quiet else None,
+            )
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from stream.core.uplift import uplift_report
+    from stream.shell.report import format_model, format_uplift, read_model
+
+    settings = load_settings()
+    rows = asyncio.run(read_model(settings))
+    if args.report == "uplift":
+        report = uplift_report(rows)
+        print(json.dumps([u.to_dict() for u in report]) if args.json else format_uplift(report))
+    else:
+        print(json.dumps(rows) if args.json else format_model(rows))
     return 0
 
 
@@ -154,6 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance that a buyer goes quiet for 31-60 days after a journey (win-back demo)",
     )
 
+    sender = commands.add_parser(
+        "sender", help="loopback channel sender: answer actions as simulated customers would"
+    )
+    sender.add_argument(
+        "--preferences",
+        default="default",
+        help="ground truth of the simulated customers: default (segments) or push-only",
+    )
+    sender.add_argument("--seed", type=int, default=7)
+    sender.add_argument("--duration", type=float, default=None, help="stop after seconds")
+    sender.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    report = commands.add_parser("report", help="what the engine learnt (from the model topic)")
+    report.add_argument(
+        "report",
+        choices=["uplift", "model"],
+        help="uplift: conversion of treated vs control per action; model: learned response rates",
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+
     commands.add_parser("topics", help="create the contract topics (idempotent)")
 
     policy = commands.add_parser("policy", help="work with decision policies")
@@ -183,5 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "topics": _topics,
         "watch": _watch,
         "policy": _policy_check,
+        "sender": _sender,
+        "report": _report,
     }
     sys.exit(handlers[args.command](args))

@@ -72,6 +72,16 @@ class Topics:
         return f"{self.prefix}internal.customer-events"
 
     @property
+    def learning(self) -> str:
+        """Internal: counts for the learned model (trials, successes, exposures), by action."""
+        return f"{self.prefix}internal.learning"
+
+    @property
+    def model(self) -> str:
+        """Internal, compacted: the latest learned row of every action, read by every worker."""
+        return f"{self.prefix}internal.model"
+
+    @property
     def contract(self) -> list[str]:
         """Every public topic of the contract."""
         return [*self.all_events, *self.all_actions, self.outcomes, self.decisions, self.dlq]

@@ -11,6 +11,12 @@ abandonment (30 min), the app invitation two days after a first order, quiet-hou
 releases every clock morning and win-backs after 30 days of inactivity (about three
 minutes in; some simulated buyers lapse for 31-60 days).
 
+A loopback sender answers the actions as the simulated customers would (each belongs to
+a segment: app-first, email reader, sms responder, unresponsive), so outcomes flow back
+and the engine learns: every summary prints the learnt response rate per channel and the
+conversion of treated customers against the 5% control group; at the end, `journey
+report uplift` and `journey report model` print what was learnt.
+
 Environment: DEMO_RATE (events/s, default 200), DEMO_CUSTOMERS (default 2000),
 DEMO_SEED (default: the current time), DEMO_DURATION (seconds, default: until Ctrl-C),
 DEMO_WEB_PORT (worker web port, default 6066), DEMO_CLOCK_SPEED (default 14400).
@@ -99,6 +105,14 @@ async def delete_old_demo_topics(bootstrap: str) -> int:
         await admin.close()
 
 
+def report(env: dict[str, str]) -> None:
+    """Print what the engine learnt in this run (uplift, then response rates)."""
+    for kind in ("uplift", "model"):
+        say(f"demo: journey report {kind}", flush=True)
+        with contextlib.suppress(subprocess.SubprocessError, KeyboardInterrupt):
+            subprocess.run([BIN / "journey", "report", kind], env=env, timeout=60)
+
+
 def main() -> int:
     rate = os.environ.get("DEMO_RATE", "200")
     customers = os.environ.get("DEMO_CUSTOMERS", "2000")
@@ -124,7 +138,7 @@ def main() -> int:
     started_kafka = not kafka_running()
     if started_kafka:
         subprocess.run([KAFKA, "up"], check=True)
-    worker = simulator = watcher = None
+    worker = simulator = sender = watcher = None
     try:
         broker = env.get("JOURNEY_BROKER", "127.0.0.1:9092")
         deleted = asyncio.run(delete_old_demo_topics(broker))
@@ -151,15 +165,27 @@ def main() -> int:
             "actions follow (Ctrl-C stops everything)",
             flush=True,
         )
+        sender_args = ["--seed", seed, "--quiet"]
+        if duration:
+            sender_args += ["--duration", duration]
+        with open(run_dir / "sender.log", "wb") as sender_log:
+            sender = spawn([BIN / "journey", "sender", *sender_args], env, sender_log)
+        say(
+            f"demo: loopback sender pid {sender.pid} answers actions with outcomes "
+            "(ground truth: default customer segments)",
+            flush=True,
+        )
         watch_args = ["--metrics-url", f"http://127.0.0.1:{port}/metrics"]
         if duration:
             watch_args += ["--duration", duration]
         watcher = spawn([BIN / "journey", "watch", *watch_args], env, None)
         watcher.wait()
+        report(env)
     except KeyboardInterrupt:
-        pass
+        report(env)
     finally:
         stop(watcher, "watch")
+        stop(sender, "sender")
         stop(simulator, "simulator")
         stop(worker, "worker")
         if started_kafka:

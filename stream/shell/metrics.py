@@ -128,6 +128,48 @@ class Metrics:
         self.erasures = Counter(
             "journey_erasures_total", "Customers erased (right to erasure)", registry=r
         )
+        self.outcomes = Counter(
+            "journey_outcomes_total",
+            "Outcomes reported by senders, by what became of them "
+            "(applied, duplicate, unknown_action, unknown_customer)",
+            ["channel", "outcome", "status"],
+            registry=r,
+        )
+        self.learning_updates = Counter(
+            "journey_learning_updates_total",
+            "Counts sent to the learned model (trial, success, exposure, conversion)",
+            ["kind"],
+            registry=r,
+        )
+        self.uplift_exposures = Counter(
+            "journey_uplift_exposures_total",
+            "Marketing actions decided, by holdout group (control: decided, not sent)",
+            ["action", "group"],
+            registry=r,
+        )
+        self.uplift_conversions = Counter(
+            "journey_uplift_conversions_total",
+            "Exposures followed by a purchase within the conversion window, by group",
+            ["action", "group"],
+            registry=r,
+        )
+        self.model_trials = Gauge(
+            "journey_model_trials",
+            "Sends counted by the learned model, in this worker's view of it",
+            ["action", "stage", "channel"],
+            registry=r,
+        )
+        self.model_successes = Gauge(
+            "journey_model_successes",
+            "Rewarded sends counted by the learned model, in this worker's view of it",
+            ["action", "stage", "channel"],
+            registry=r,
+        )
+        self.model_age = Gauge(
+            "journey_model_age_seconds",
+            "Real seconds since the newest row of this worker's model view was published",
+            registry=r,
+        )
         self.ready = Gauge(
             "journey_worker_ready",
             "1 when partitions are assigned and tables recovered",

@@ -52,11 +52,20 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
             topics.identity_events,
             topics.customer_events,
             topics.erasures,
+            topics.learning,
+            topics.model,
         ]
         missing = [name for name in wanted if name not in existing]
         if missing:
             new_topics = [
-                NewTopic(name, settings.partitions, settings.replication) for name in missing
+                NewTopic(
+                    name,
+                    settings.partitions,
+                    settings.replication,
+                    # the model topic keeps the latest row per action, whatever its age
+                    topic_configs={"cleanup.policy": "compact"} if name == topics.model else None,
+                )
+                for name in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(new_topics)

@@ -8,6 +8,7 @@ import urllib.request
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import Settings
 from stream.core.timestamps import format_ms
@@ -18,28 +19,70 @@ SUMMARY_METRICS = (
     "journey_timers_fired_total",
     "journey_actions_held_total",
     "journey_identity_merges_total",
+    "journey_outcomes_total",
 )
 
 
-def metric_totals(metrics_url: str, names: tuple[str, ...]) -> dict[str, float] | None:
-    """Sum of each named counter (all labels) on a worker's /metrics, or None if unreachable."""
+Samples = list[tuple[str, dict[str, str], float]]
+
+
+def scrape(metrics_url: str) -> Samples | None:
+    """Every sample (name, labels, value) on a worker's /metrics, or None if unreachable."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=2) as response:
             text = response.read().decode()
     except OSError:
         return None
-    totals = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in totals:
-            totals[name] += float(line.rsplit(" ", 1)[1])
-    return totals
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(
+        value
+        for sample_name, sample_labels, value in samples
+        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
+    """Sum of the samples of ``name`` per value of ``label``."""
+    sums: dict[str, float] = {}
+    for sample_name, sample_labels, value in samples:
+        if sample_name == name and label in sample_labels:
+            sums[sample_labels[label]] = sums.get(sample_labels[label], 0.0) + value
+    return sums
 
 
 def events_total(metrics_url: str) -> float | None:
     """Sum of journey_events_total on a worker's /metrics, or None if unreachable."""
-    totals = metric_totals(metrics_url, ("journey_events_total",))
-    return None if totals is None else totals["journey_events_total"]
+    samples = scrape(metrics_url)
+    return None if samples is None else total(samples, "journey_events_total")
+
+
+def learning_line(samples: Samples) -> str:
+    """What the engine learnt: response rate per channel and treated-vs-control conversion."""
+    trials = by_label(samples, "journey_model_trials", "channel")
+    successes = by_label(samples, "journey_model_successes", "channel")
+    rates = ", ".join(
+        f"{channel} {100 * successes.get(channel, 0) / sent:.1f}% of {sent:.0f}"
+        for channel, sent in sorted(trials.items(), key=lambda item: -item[1])
+        if sent
+    )
+    parts = [f"learnt response rates: {rates or 'nothing sent yet'}"]
+    arms = []
+    for group in ("treatment", "control"):
+        exposed = total(samples, "journey_uplift_exposures_total", group=group)
+        converted = total(samples, "journey_uplift_conversions_total", group=group)
+        if exposed:
+            arms.append(f"{group} {100 * converted / exposed:.1f}% of {exposed:.0f}")
+    if arms:
+        parts.append("conversion " + " vs ".join(arms))
+    return "--- " + "; ".join(parts)
 
 
 def format_action(action: dict[str, object]) -> str:
@@ -84,9 +127,10 @@ async def watch_actions(
                 if clock.speed != 1:
                     moment = format_ms(clock.now_ms())[:16]
                     line = f"--- clock {moment}Z (x{clock.speed:g}): {line[4:]}"
-                if metrics_url:
-                    totals = metric_totals(metrics_url, SUMMARY_METRICS)
-                    if totals is not None:
+                samples = scrape(metrics_url) if metrics_url else None
+                if samples is not None:
+                    totals = {name: total(samples, name) for name in SUMMARY_METRICS}
+                    if totals:
                         events_now = totals["journey_events_total"]
                         if events_before is not None:
                             rate = (events_now - events_before) / (now - last)
@@ -97,9 +141,12 @@ async def watch_actions(
                         line += (
                             f"; timers fired {totals['journey_timers_fired_total']:.0f}, "
                             f"actions held {totals['journey_actions_held_total']:.0f}, "
-                            f"profiles merged {totals['journey_identity_merges_total']:.0f}"
+                            f"profiles merged {totals['journey_identity_merges_total']:.0f}, "
+                            f"outcomes {totals['journey_outcomes_total']:.0f}"
                         )
                 print(line, flush=True)
+                if samples is not None:
+                    print(learning_line(samples), flush=True)
                 actions_since, last = 0, now
             await asyncio.sleep(0)
     finally:
