@@ -254,7 +254,22 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "JOURNEY_CLOCK_ANCHOR_MS": str(int(time.time() * 1000)),
         "JOURNEY_CLOCK_START_MS": str(int(BASE.timestamp() * 1000) + 3_600_000),
     }
-    yield Deployment(load_settings(env), env, tmp_path_factory.mktemp(run_id), load_catalog())
+    tmp = tmp_path_factory.mktemp(run_id)
+    env["JOURNEY_POLICY_FILE"] = str(shipped_rules(tmp))
+    yield Deployment(load_settings(env), env, tmp, load_catalog())
+
+
+def shipped_rules(directory: Path) -> Path:
+    """The shipped policy with learning off, written into ``directory``.
+
+    Thompson draws make channel choice between channels of equal prior a coin flip; the
+    modules that check rules, timers and identity pin it. ``test_feedback`` tests the
+    learning and ``test_demo_traffic`` runs the shipped policy as it is.
+    """
+    path = directory / "shipped-rules.yaml"
+    text = (ROOT / "policies" / "default.yaml").read_text()
+    path.write_text(text.replace("strategy: thompson", "strategy: fixed"))
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+import pytest
 
 from stream.core.decide import Reason
 from stream.shell.watch import events_total
 from stream.simulate.producer import run_simulation
-from tests.integration.conftest import BROKER, Deployment, WorkerProcess
+from tests.integration.conftest import BROKER, ROOT, Deployment, WorkerProcess
 
 EVENTS = 3000
 
 
+@pytest.fixture(scope="module")
+def shipped_policy(deployment: Deployment) -> None:
+    """The shipped policy exactly as it is: Thompson sampling, control group, experiment."""
+    deployment.env["JOURNEY_POLICY_FILE"] = str(ROOT / "policies" / "default.yaml")
+
+
 async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_records(
-    deployment: Deployment, worker: WorkerProcess
+    deployment: Deployment, shipped_policy: None, worker: WorkerProcess
 ) -> None:
     stats = await run_simulation(
         BROKER, deployment.settings.topics.prefix, customers=300, rate=0, seed=11, max_events=EVENTS
@@ -54,6 +61,12 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
                 suppressed[candidate["reason"]] += 1
     assert any(d["chosen"] == [] for d in decisions), "no fully suppressed decision"
     assert {"not_eligible", "not_applicable"} <= set(suppressed), suppressed
+    # The 5% control group: decided and explained, never sent marketing (service goes).
+    assert suppressed["holdout"] > 0, suppressed
+    control = {d["customer_id"] for d in decisions if d["group"] == "control"}
+    sent = [orjson.loads(r.value) for r in action_records]
+    to_control = [a for a in sent if a["customer_id"] in control]
+    assert control and all(a["category"] == "service" for a in to_control), to_control
     assert "dlq" not in worker.metrics() or "journey_events_invalid_total{" not in worker.metrics()
     # Sign-ups, card scans and verified calls link identifiers; some profiles merge.
     metrics = worker.metrics()

@@ -241,14 +241,13 @@ class _Scoring:
         """
         learning = self.policy.learning
         evidence = spec.evidence if spec.evidence is not None else learning.evidence
-        prior = Prior(spec.propensity, evidence)
         stage = self.state.stage
         estimates = [
             (
                 channel,
                 estimate(
                     learning,
-                    prior,
+                    Prior(spec.prior(channel), evidence),
                     self.model.evidence(spec.id, stage, channel),
                     self.history(channel),
                     self.seed,

@@ -110,6 +110,12 @@ class ActionSpec:
     validity_ms: int
     triggers: tuple[Trigger, ...]
     evidence: float | None = None  # prior weight in sends (None: learning.evidence)
+    channel_propensity: dict[str, float] = field(default_factory=dict)  # per-channel priors
+
+    def prior(self, channel: str) -> float:
+        """The prior propensity of sending this action on ``channel``."""
+        return self.channel_propensity.get(channel, self.propensity)
+
     description: str = ""
     reason: str = ""
     content: str | None = None
@@ -258,7 +264,10 @@ def _action(
         channels=tuple(data["channels"]),
         value=float(data.get("value", 1.0)),
         lever=float(data.get("lever", 1.0)),
-        propensity=float(data.get("propensity", prior)),
+        propensity=prior
+        if isinstance(data.get("propensity"), dict)
+        else float(data.get("propensity", prior)),
+        channel_propensity=_channel_propensity(checker, data, path),
         validity_ms=parse_duration_ms(data["validity"])
         if "validity" in data
         else DEFAULT_VALIDITY_MS,
@@ -275,6 +284,21 @@ def _action(
         suitability=checker.condition(data, "suitability", path),
         payload=tuple(payload),
     )
+
+
+def _channel_propensity(
+    checker: _Checker, data: dict[str, Any], path: tuple[str | int, ...]
+) -> dict[str, float]:
+    """Per-channel priors; each channel named must be one of the action's."""
+    value = data.get("propensity")
+    if not isinstance(value, dict):
+        return {}
+    for channel in value:
+        if channel not in data["channels"]:
+            checker.problem(
+                (*path, "propensity", channel), f"{channel!r} is not one of the action's channels"
+            )
+    return {channel: float(p) for channel, p in value.items()}
 
 
 def _timer_triggers(
