@@ -144,6 +144,10 @@ def apply_outcome(state: CustomerState, outcome: Outcome, policy: Policy) -> Out
 def _contact_index(state: CustomerState, action_id: str) -> int | None:
     for index in range(len(state.contacts) - 1, -1, -1):
         contact = state.contacts[index]
-        if contact["action_id"] == action_id and contact.get("group") != "control":
+        if (
+            contact["action_id"] == action_id
+            and contact.get("group") != "control"
+            and not contact.get("withdrawn")
+        ):
             return index
     return None

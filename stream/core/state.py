@@ -126,13 +126,19 @@ class CustomerState:
             return self.has_consent(channel)
         return self.opt_outs.get(channel) != "hard_bounce"
 
+    def counted_contacts(self) -> list[dict[str, Any]]:
+        """The contacts caps and cooldowns count: every one but those withdrawn unsent."""
+        return [c for c in self.contacts if not c.get("withdrawn")]
+
     def last_sent_ms(self, channel: str) -> int | None:
         """When the latest message actually sent on ``channel`` went out, or None."""
         return max(
             (
                 c["send_at_ms"]
                 for c in self.contacts
-                if c["channel"] == channel and c.get("group") != "control"
+                if c["channel"] == channel
+                and c.get("group") != "control"
+                and not c.get("withdrawn")
             ),
             default=None,
         )
@@ -231,10 +237,12 @@ def append_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Non
 
 
 def withdraw_contact(state: CustomerState, action_id: str) -> None:
-    """Forget a held contact that was never sent (frees its caps; the caller owns ``state``)."""
-    for index, contact in enumerate(state.contacts):
-        if contact["action_id"] == action_id:
-            del state.contacts[index]
+    """Mark a held contact withdrawn, never sent: it frees its caps (the caller owns
+    ``state``) but stays in the history, so its exposure can still convert, as the
+    control group's decisions do (uplift counts both groups by the same rule)."""
+    for contact in state.contacts:
+        if contact["action_id"] == action_id and not contact.get("withdrawn"):
+            contact["withdrawn"] = True
             action, channel = contact["action"], contact["channel"]
             state.sent_counts[action] = max(0, state.sent_counts.get(action, 0) - 1)
             state.sent_by_channel[channel] = max(0, state.sent_by_channel.get(channel, 0) - 1)

@@ -120,6 +120,12 @@ def _experiment(
         if action is not None:
             if variant.action is not None or variant.channels is None:
                 report(v_path, "a channel test's variant sets `channels`, not `action`")
+            elif action in actions and not set(variant.channels) <= set(actions[action]):
+                extra = sorted(set(variant.channels) - set(actions[action]))
+                report(
+                    (*v_path, "channels"),
+                    f"{', '.join(extra)} not among {action}'s channels {list(actions[action])}",
+                )
         elif variant.action is None or variant.channels is not None:
             report(v_path, "an action test's variant sets `action` (or give the experiment one)")
         elif variant.action not in actions:

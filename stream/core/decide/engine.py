@@ -28,7 +28,7 @@ from typing import Any
 
 from stream.core.decide.conditions import ConditionError, Evaluator
 from stream.core.decide.contact import cap_breached, customer_zone, is_exempt, quiet_release_ms
-from stream.core.decide.holdout import group_of, holds_out, variant_of
+from stream.core.decide.holdout import CONTROL, group_of, holds_out, variant_of
 from stream.core.decide.learning import (
     NO_HISTORY,
     ChannelHistory,
@@ -272,7 +272,7 @@ def channel_histories(
     not evidence either way, so one fresh message does not demote its channel.
     """
     pending: dict[str, int] = {}
-    for contact in state.contacts:
+    for contact in state.counted_contacts():
         if (
             contact.get("group") != "control"
             and now_ms - contact["send_at_ms"] < learning.response_window_ms
@@ -353,7 +353,9 @@ def _filter(
             spec, Reason.ALREADY_SENT, f"sent {sent} time(s), max {spec.max_per_customer}"
         )
     if spec.cooldown_ms is not None:
-        last = max((c["at_ms"] for c in state.contacts if c["action"] == spec.id), default=None)
+        last = max(
+            (c["at_ms"] for c in state.counted_contacts() if c["action"] == spec.id), default=None
+        )
         if last is not None and now_ms - last < spec.cooldown_ms:
             return _removed(spec, Reason.COOLDOWN, f"last sent {(now_ms - last) // 60_000} min ago")
     try:
@@ -389,7 +391,7 @@ def _pick_channel(
     spec = item.spec
     exempt = is_exempt(contact, spec.category)
     fatigue = policy.learning.fatigue
-    history = [*state.contacts, *pending]  # what the caps count, for every channel tried
+    history = [*state.counted_contacts(), *pending]  # what the caps count, for every channel
     checks: list[tuple[str, str]] = []
     best_failure = (Reason.UNREACHABLE, "")
     for channel, _ in item.estimates:
@@ -469,5 +471,5 @@ def _action(
         content=spec.content,
         payload=item.payload,
         group=group,
-        variant=item.variant,
+        variant=item.variant if group != CONTROL else "",  # control: no arm, nothing sent
     )

@@ -88,7 +88,8 @@ def test_a_complaint_during_the_night_withdraws_the_promotion() -> None:
     assert morning.send == ()
     [record] = morning.decisions
     assert record.candidates[0].reason is Reason.OPEN_SERVICE_CASE
-    assert "promo" not in {c["action"] for c in morning.state.contacts}  # caps freed
+    assert "promo" not in {c["action"] for c in morning.state.counted_contacts()}  # caps freed
+    assert [c["withdrawn"] for c in morning.state.contacts if c["action"] == "promo"] == [True]
     assert morning.state.sent_counts["promo"] == 0
 
 
