@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide bench-timers clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide bench-timers bench-learning clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench-decide: install ## time the decision step (default and 200-action policies
 
 bench-timers: install kafka-up ## 1M pending timers (index rebuild, memory) and firing lag at 1,000/s
 	$(BIN)/python bench/timers.py
+
+bench-learning: install kafka-up ## learning curve: shipped policy, Thompson vs fixed, same traffic
+	$(BIN)/python bench/learning.py
 
 clean: ## remove local state (broker data, worker state); keeps the jar cache and .venv
 	-$(KAFKA) down

@@ -11,15 +11,13 @@ bench/results/<date>-<machine>-decide.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
 import orjson
+from benchlib import write_results
 
 from stream.core.decide import Policy, decide_event, load_policy, load_policy_file
 from stream.core.events import DecodeOptions, Event, decode_event
@@ -128,14 +126,6 @@ def main() -> None:
     generated = load_policy(generated_policy(200), catalog, "generated-200")
     pairs = workload(args.events)
     results = {
-        "benchmark": "decide_event",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "node": platform.node(),
-            "cpu_count": __import__("os").cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
         "events_replayed": len(pairs),
         "default_policy": {
             "version": default.version,
@@ -155,9 +145,7 @@ def main() -> None:
             f"({r['with_action']} with an action): median {r['median_us']} µs, "
             f"p90 {r['p90_us']} µs, p99 {r['p99_us']} µs, max {r['max_us']} µs"
         )
-    out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}-{platform.node()}-decide.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {out.relative_to(ROOT)}")
+    write_results("decide", results)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -41,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from benchlib import write_results
 from rocksdict import Rdict
 
 from stream.core.timer_index import TimerIndex
+from stream.shell.children import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")
@@ -153,21 +154,6 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             cwd=ROOT,
             start_new_session=True,
         )
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"worker exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("worker not ready")
 
 
 async def part2(due: int, rate: float, lead_s: float, workdir: Path) -> dict[str, Any]:
@@ -282,20 +268,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="timers-bench-") as tmp:
         two = asyncio.run(part2(args.due, args.rate, args.delay, Path(tmp)))
     print(json.dumps(two, indent=2), flush=True)
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "node": platform.node(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "index": one,
-        "firing": two,
-    }
-    out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y-%m-%d}-{platform.node()}-timers.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("timers", {"index": one, "firing": two})
 
 
 if __name__ == "__main__":

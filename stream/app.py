@@ -74,10 +74,12 @@ class JourneyApp:
     customers: Any  # faust Table[bytes, bytes]
     policy: PolicySource
     aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
+    model_view: ModelView
 
     def is_ready(self) -> bool:
-        """True when partitions are assigned, no rebalance runs and tables are recovered."""
-        return app_ready(self.app)
+        """True when partitions are assigned, no rebalance runs, tables are recovered and
+        the learned model has been read once."""
+        return app_ready(self.app) and self.model_view.loaded.is_set()
 
 
 def app_ready(app: faust.App) -> bool:
@@ -185,7 +187,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         send_tick,
         lambda: owned_partitions(app, topics.customer_events),
     )
-    journey = JourneyApp(app, settings, catalog, metrics, customers, policy_source, aliases)
+    journey = JourneyApp(
+        app, settings, catalog, metrics, customers, policy_source, aliases, model_view
+    )
 
     async def send(topic: str, key: bytes | None, value: dict[str, Any]) -> None:
         await app.producer.send(topic, key, orjson.dumps(value), None, None, None)
@@ -230,6 +234,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     async def outcomes(stream: StreamT) -> None:
         """Validate senders' outcomes and re-key them to the customer's partition."""
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
+            started = time.perf_counter()
             received_at_ms = wall_ms()
             for event in batch:
                 decoded = decode_outcome(event.message.value, catalog, settings.max_event_bytes)
@@ -238,18 +243,23 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                     await send(topics.customer_events, key, {"outcome": decoded.to_record()})
                 else:
                     await dead_letter(event, decoded, received_at_ms)
+            metrics.batch_size.labels("outcomes").observe(len(batch))
+            metrics.batch_duration.labels("outcomes").observe(time.perf_counter() - started)
 
     learner = LearnStage(propensity, send, topics.model, metrics, clock)
 
     @app.agent(learning_topic, name="learn")
     async def learn(stream: StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
+            started = time.perf_counter()
             for events in group_by_partition(batch).values():
                 with partition_context(events[0]):
-                    rejected = learner.fold_partition(events)
-                for item, exc in rejected:
+                    refused = learner.fold_partition(events)
+                for item, exc in refused:  # not an update our process stage wrote: a bug
                     await dead_letter(item, processing_error(exc), wall_ms())
             await learner.publish()
+            metrics.batch_size.labels("learn").observe(len(batch))
+            metrics.batch_duration.labels("learn").observe(time.perf_counter() - started)
 
     @app.task
     async def follow_model() -> None:

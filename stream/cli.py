@@ -108,7 +108,11 @@ def _report(args: argparse.Namespace) -> int:
     from stream.shell.report import format_model, format_uplift, read_model
 
     settings = load_settings()
-    rows = asyncio.run(read_model(settings))
+    try:
+        rows = asyncio.run(read_model(settings))
+    except TimeoutError as exc:
+        print(f"report: {exc} (has a worker run with this JOURNEY_TOPIC_PREFIX?)", file=sys.stderr)
+        return 1
     if args.report == "uplift":
         report = uplift_report(rows)
         print(json.dumps([u.to_dict() for u in report]) if args.json else format_uplift(report))

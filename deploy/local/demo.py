@@ -29,14 +29,14 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from subprocess import Popen
 from typing import IO
+
+from stream.shell import children
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA = ROOT / "deploy" / "local" / "kafka.sh"
@@ -53,21 +53,6 @@ def kafka_running() -> bool:
     return subprocess.run([KAFKA, "status"], capture_output=True).returncode == 0
 
 
-def wait_ready(url: str, worker: Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise SystemExit(f"worker exited with {worker.returncode}: see .run/demo/worker.log")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"worker not ready after {timeout_s:.0f} s: see .run/demo/worker.log")
-
-
 def spawn(args: list[Path | str], env: dict[str, str], log: IO[bytes] | None) -> Popen[bytes]:
     """Start a child in its own session, so that Ctrl-C reaches only this script, which
     then stops the children in order, by PID."""
@@ -76,15 +61,9 @@ def spawn(args: list[Path | str], env: dict[str, str], log: IO[bytes] | None) ->
 
 
 def stop(process: Popen[bytes] | None, name: str) -> None:
-    if process is None or process.poll() is not None:
-        return
-    say(f"demo: stopping {name} (pid {process.pid})", flush=True)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process is not None and process.poll() is None:
+        say(f"demo: stopping {name} (pid {process.pid})", flush=True)
+    children.stop(process)
 
 
 DEMO_TOPIC = re.compile(r"^(demo\d+\.|journey-demo-\d+-)")
@@ -152,7 +131,9 @@ def main() -> int:
             f"metrics http://127.0.0.1:{port}/metrics",
             flush=True,
         )
-        wait_ready(f"http://127.0.0.1:{port}/ready", worker)
+        children.wait_ready(
+            f"http://127.0.0.1:{port}/ready", worker, log_hint=".run/demo/worker.log"
+        )
         sim_args = ["--customers", customers, "--rate", rate, "--seed", seed]
         sim_args += ["--step-ms", "180000", "--lapse-share", "0.1"]
         if duration:
