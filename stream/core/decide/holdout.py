@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 CONTROL = "control"
 TREATMENT = "treatment"
@@ -64,6 +65,7 @@ class HoldoutPolicy:
     by_action: Mapping[str, Experiment] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=65_536)  # the same customers decide again and again; a hit is ~0.1 µs
 def bucket(salt: str, *parts: str) -> float:
     """A uniform number in [0, 1) fixed by the salt and the parts."""
     digest = hashlib.sha256("|".join((salt, *parts)).encode()).digest()
