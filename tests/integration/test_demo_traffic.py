@@ -68,7 +68,10 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
     to_control = [a for a in sent if a["customer_id"] in control]
     assert control and all(a["category"] == "service" for a in to_control), to_control
     assert "dlq" not in worker.metrics() or "journey_events_invalid_total{" not in worker.metrics()
-    # Sign-ups, card scans and verified calls link identifiers; some profiles merge.
-    metrics = worker.metrics()
-    assert 'journey_identity_links_total{outcome="linked"}' in metrics
-    assert "journey_identity_merges_total" in metrics
+    # Sign-ups, card scans and verified calls link identifiers (the links go back through
+    # the resolve stage, so they may trail the decisions); some profiles merge.
+    await deployment.wait_for(
+        lambda: 'journey_identity_links_total{outcome="linked"}' in worker.metrics(),
+        what="identity links",
+    )
+    assert "journey_identity_merges_total" in worker.metrics()
