@@ -35,13 +35,13 @@ kafka-status: ## exit 0 if the local broker answers
 	$(KAFKA) status
 
 lint: install ## ruff (lint + format check) and mypy on the pure core
-	$(BIN)/ruff check stream tests bench deploy/local/demo.py
-	$(BIN)/ruff format --check stream tests bench deploy/local/demo.py
+	$(BIN)/ruff check stream tests bench deploy
+	$(BIN)/ruff format --check stream tests bench deploy
 	$(BIN)/mypy
 
 format: install ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix stream tests bench deploy/local/demo.py
-	$(BIN)/ruff format stream tests bench deploy/local/demo.py
+	$(BIN)/ruff check --fix stream tests bench deploy
+	$(BIN)/ruff format stream tests bench deploy
 
 test-unit: install ## unit tests only (no broker)
 	$(BIN)/pytest tests/unit -q

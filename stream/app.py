@@ -18,6 +18,8 @@ import asyncio
 import logging
 import signal
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.config import Settings
+from stream.core import census
 from stream.core.decide import Policy
 from stream.core.dlq import SourcePosition, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
@@ -39,11 +42,14 @@ from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
+    estimated_keys,
     group_by_partition,
     partition_context,
+    partition_items,
     set_fetch_max_wait_ms,
 )
 from stream.shell.identity_stage import IdentityStage, Moved, load_profile
+from stream.shell.lag import LagMonitor
 from stream.shell.learn_stage import LearnStage
 from stream.shell.metrics import Metrics
 from stream.shell.model_view import ModelView
@@ -75,6 +81,7 @@ class JourneyApp:
     policy: PolicySource
     aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
     model_view: ModelView
+    refresh_gauges: Callable[[], None] = lambda: None
 
     def is_ready(self) -> bool:
         """True when partitions are assigned, no rebalance runs, tables are recovered and
@@ -121,6 +128,9 @@ def create_faust_app(settings: Settings) -> faust.App:
         consumer_metadata_max_age_ms=10_000,
         producer_acks=-1,
         stream_buffer_maxsize=8192,
+        # Static membership (a StatefulSet pod's name): a restart within the session
+        # timeout gets its partitions back without a rebalance.
+        consumer_group_instance_id=settings.group_instance_id or None,
         autodiscover=False,
     )
 
@@ -134,7 +144,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     policy_source = PolicySource(settings.policy_file, catalog)
     app = create_faust_app(settings)
     metrics = Metrics()
-    metrics.set_policy(policy_source.current.version)
+    metrics.set_policy(policy_source.current.version, marketing_actions(policy_source.current))
     topics = settings.topics
     limits = Limits(settings.dedupe_window, settings.recent_events)
     decode_options = DecodeOptions(
@@ -161,6 +171,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     )
     aliases = app.Table(
         "aliases",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    census_table = app.Table(  # per partition: customers by stage, pending timers, held
+        "census",
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
@@ -340,19 +356,26 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         if tick is not None:
             if state is None:
                 return None
+            started = time.perf_counter()
             result = fire(state, now, policy, model)
+            metrics.decision_seconds.labels("firing").observe(time.perf_counter() - started)
             if result.fired or result.decisions:
                 lag_ms = max(0, now - int(tick["due_ms"]))
                 metrics.timer_fire_lag.observe(clock.real_seconds(lag_ms))
             return result
         if "event" in record:
-            return step(state, Event.from_record(record["event"]), now, limits, policy, model)
+            started = time.perf_counter()
+            stepped = step(state, Event.from_record(record["event"]), now, limits, policy, model)
+            metrics.decision_seconds.labels("event").observe(time.perf_counter() - started)
+            return stepped
         if "outcome" in record:
             outcome = Outcome.from_record(record["outcome"])
             if state is None:  # never decided for: nothing to match it with
                 metrics.outcomes.labels(outcome.channel, outcome.outcome, "unknown_customer").inc()
                 return None
+            started = time.perf_counter()
             result = observe(state, outcome, policy)
+            metrics.decision_seconds.labels("outcome").observe(time.perf_counter() - started)
             status = result.outcome.value if result.outcome else "applied"
             metrics.outcomes.labels(outcome.channel, outcome.outcome, status).inc()
             return result
@@ -362,6 +385,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         events: list[EventT], now: int, policy: Policy, model: PropensityModel
     ) -> None:
         states: dict[bytes, CustomerState | Moved | None] = {}
+        counted: dict[bytes, Counter[str]] = {}  # each profile's census share before the batch
         dirty: set[bytes] = set()
         retry_later: set[bytes] = set()
         for item in events:
@@ -371,6 +395,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 record = orjson.loads(item.message.value)
                 if key not in states:
                     states[key] = load_profile(customers.get(key))
+                    counted[key] = census.summary(states[key])
                 result = await handle(record, key, states[key], now, policy, model)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
@@ -396,8 +421,20 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             await emit(result)
             ingress_ts_ms = record.get("ingress_ts_ms")
             if ingress_ts_ms:
-                metrics.event_latency.observe(max(0.0, (wall_ms() - ingress_ts_ms) / 1000))
+                latency_s = max(0.0, (wall_ms() - ingress_ts_ms) / 1000)
+                metrics.event_latency.observe(latency_s)
+                if result.send:
+                    metrics.event_to_action.labels("kafka").observe(latency_s)
+            if result.send and "event" in record:
+                since_ms = max(0, clock.now_ms() - int(record["event"]["occurred_at_ms"]))
+                metrics.event_to_action.labels("occurred_at").observe(clock.real_seconds(since_ms))
         partition = events[0].message.partition
+        changes = [census.delta_from(counted[key], states[key]) for key in dirty if key in counted]
+        if any(changes):
+            census_key = f"p{partition}".encode()
+            stored = census_table.get(census_key)
+            row = census.apply(orjson.loads(stored) if stored is not None else None, changes)
+            census_table[census_key] = orjson.dumps(row)
         for key, state in states.items():
             if key in dirty:
                 if state is None:
@@ -460,7 +497,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     def reload_policy(changed_only: bool) -> None:
         reloaded = policy_source.reload_if_changed() if changed_only else policy_source.reload()
         if reloaded:
-            metrics.set_policy(policy_source.current.version)
+            metrics.set_policy(
+                policy_source.current.version, marketing_actions(policy_source.current)
+            )
         metrics.policy_reload_failures.set(policy_source.failed_reloads)
 
     @app.timer(settings.policy_poll_s)
@@ -471,8 +510,58 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     async def reload_policy_on_sighup() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_policy, False)
 
+    lag_monitor = LagMonitor(
+        app,
+        settings.broker,
+        settings.app_id,
+        [
+            *topics.all_events,
+            topics.outcomes,
+            topics.identity_events,
+            topics.customer_events,
+            topics.learning,
+        ],
+        metrics,
+        lambda: set(app.consumer.assignment()) if app_ready(app) else None,
+    )
+
+    @app.task
+    async def measure_lag() -> None:
+        await lag_monitor.run(settings.lag_interval_s)
+
+    @app.on_partitions_assigned.connect
+    async def count_rebalance(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        metrics.rebalances.inc()
+
+    tables = {
+        "customers": customers,
+        "due": due_table,
+        "aliases": aliases,
+        "propensity": propensity,
+    }
+
+    def refresh_gauges() -> None:
+        """The census and table-size gauges, for the partitions this worker owns."""
+        owned = owned_partitions(app, topics.customer_events)
+        if owned is None:
+            return
+        rows = [
+            orjson.loads(value)
+            for partition in owned
+            for _, value in partition_items(census_table, partition)
+        ]
+        metrics.set_census(*census.totals(rows))
+        for name, table in tables.items():
+            metrics.table_keys.labels(name).set(estimated_keys(table, owned))
+
+    journey.refresh_gauges = refresh_gauges
     _add_web_views(journey)
     return journey
+
+
+def marketing_actions(policy: Policy) -> list[str]:
+    """The policy's actions a control group can be held out of (uplift is counted for)."""
+    return [a.id for a in policy.actions if a.category in policy.holdout.categories]
 
 
 def _add_web_views(journey: JourneyApp) -> None:
@@ -481,10 +570,15 @@ def _add_web_views(journey: JourneyApp) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         metrics.ready.set(1 if journey.is_ready() else 0)
+        journey.refresh_gauges()
         # aiohttp refuses parameters in content_type=; the full type goes in the header.
         return web.bytes(
             generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+    @app.page("/live")
+    async def live_view(web: Any, request: Any) -> Any:
+        return web.json({"live": True})  # the event loop answers: liveness, nothing more
 
     @app.page("/ready")
     async def ready_view(web: Any, request: Any) -> Any:

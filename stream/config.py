@@ -135,6 +135,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "3600",
         "deadlines within this many clock seconds are kept in memory; later ones stay on disk",
     ),
+    "JOURNEY_LAG_INTERVAL_S": ("5", "how often (s) the worker measures its consumer lag"),
+    "JOURNEY_GROUP_INSTANCE_ID": (
+        "",
+        "static group membership id, stable across restarts (a StatefulSet pod name); "
+        "empty: dynamic membership",
+    ),
 }
 
 
@@ -172,6 +178,8 @@ class Settings:
     timer_tick_s: float = 0.1
     fetch_max_wait_ms: int = 50
     timer_horizon_s: float = 3600.0
+    lag_interval_s: float = 5.0
+    group_instance_id: str = ""
 
     def clock(self) -> Clock:
         """The processing clock these settings describe."""
@@ -221,4 +229,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         timer_tick_s=float(get("JOURNEY_TIMER_TICK_S")),
         fetch_max_wait_ms=int(get("JOURNEY_FETCH_MAX_WAIT_MS")),
         timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),
+        lag_interval_s=float(get("JOURNEY_LAG_INTERVAL_S")),
+        group_instance_id=get("JOURNEY_GROUP_INSTANCE_ID"),
     )

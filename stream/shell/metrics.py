@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stream.core.events import DlqReason
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -13,11 +15,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.events = Counter(
-            "journey_events_total", "Valid events ingested", ["channel", "type"], registry=r
-        )
         self.invalid_events = Counter(
             "journey_events_invalid_total", "Input messages sent to the DLQ", ["reason"], registry=r
+        )
+        for reason in DlqReason:  # every reason starts at zero: a rate of 0, not "no data"
+            self.invalid_events.labels(reason.value)
+        self.events = Counter(
+            "journey_events_total", "Valid events ingested", ["channel", "type"], registry=r
         )
         self.duplicates = Counter(
             "journey_events_duplicate_total",
@@ -170,13 +174,80 @@ class Metrics:
             "Real seconds since the newest row of this worker's model view was published",
             registry=r,
         )
+        self.decision_seconds = Histogram(
+            "journey_decision_seconds",
+            "Time of the core step for one record (event, timer firing or outcome)",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_to_action = Histogram(
+            "journey_event_to_action_seconds",
+            "From an event to the action it caused being sent: from the ingress message's "
+            "Kafka timestamp (source=kafka) or from the event's occurred_at (source=occurred_at)",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.customers = Gauge(
+            "journey_customers",
+            "Customers by journey stage, in the partitions this worker owns",
+            ["stage"],
+            registry=r,
+        )
+        self.timers_pending = Gauge(
+            "journey_timers_pending",
+            "Pending timers by name, in the partitions this worker owns",
+            ["timer"],
+            registry=r,
+        )
+        self.held_pending = Gauge(
+            "journey_actions_held_pending",
+            "Actions held by quiet hours and not yet released, in this worker's partitions",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "journey_consumer_lag_messages",
+            "End offset minus the group's committed offset, per input partition this worker owns",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            "journey_rebalances_total",
+            "Partition assignments this worker received (one per completed rebalance)",
+            registry=r,
+        )
+        self.table_keys = Gauge(
+            "journey_table_keys",
+            "Keys in each table for the partitions this worker owns (RocksDB estimate)",
+            ["table"],
+            registry=r,
+        )
         self.ready = Gauge(
             "journey_worker_ready",
             "1 when partitions are assigned and tables recovered",
             registry=r,
         )
 
-    def set_policy(self, version: str) -> None:
-        """Mark ``version`` as the policy in force (and no other)."""
+    def set_policy(self, version: str, marketing_actions: list[str] | None = None) -> None:
+        """Mark ``version`` as the policy in force (and no other).
+
+        The uplift series of the policy's marketing actions start at zero, so a
+        dashboard shows a rate of 0 rather than no data before the first conversion.
+        """
         self.policy.clear()
         self.policy.labels(version).set(1)
+        for action in marketing_actions or []:
+            for group in ("treatment", "control"):
+                self.uplift_exposures.labels(action, group)
+                self.uplift_conversions.labels(action, group)
+
+    def set_census(self, stages: dict[str, int], timers: dict[str, int], held: int) -> None:
+        """Replace the census gauges with this worker's current counts."""
+        self.customers.clear()
+        for stage, count in stages.items():
+            self.customers.labels(stage).set(count)
+        self.timers_pending.clear()
+        for timer, count in timers.items():
+            self.timers_pending.labels(timer).set(count)
+        self.held_pending.set(held)
