@@ -40,6 +40,7 @@ from stream.core.propensity import PropensityModel, UpdateKind
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
+from stream.shell.api import add_api
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
     estimated_keys,
@@ -120,6 +121,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.web_url,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.session_timeout_s / 10),
         consumer_auto_offset_reset="earliest",
@@ -171,6 +173,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     )
     aliases = app.Table(
         "aliases",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    decisions_table = app.Table(  # per customer: the latest explain records, newest first
+        "decisions",
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
@@ -386,6 +394,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     ) -> None:
         states: dict[bytes, CustomerState | Moved | None] = {}
         counted: dict[bytes, Counter[str]] = {}  # each profile's census share before the batch
+        flows: Counter[str] = Counter()  # profiles created and stage transitions
+        explained: dict[bytes, list[dict[str, Any]]] = {}  # decision records by customer
+        fresh: set[bytes] = set()
         dirty: set[bytes] = set()
         retry_later: set[bytes] = set()
         for item in events:
@@ -396,6 +407,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 if key not in states:
                     states[key] = load_profile(customers.get(key))
                     counted[key] = census.summary(states[key])
+                    if states[key] is None:
+                        fresh.add(key)  # no profile yet: counted as created if it gets one
                 result = await handle(record, key, states[key], now, policy, model)
             except Exception as exc:  # a bug must not stop the stream: park the event
                 log.exception("processing failed at offset %s", item.message.offset)
@@ -415,9 +428,13 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 states[key] = result.state
                 dirty.add(key)
             if result.stage_change is not None:
-                metrics.stage_transitions.labels(
-                    result.stage_change.from_stage, result.stage_change.to_stage
-                ).inc()
+                change = result.stage_change
+                metrics.stage_transitions.labels(change.from_stage, change.to_stage).inc()
+                flows[census.moved(change.from_stage, change.to_stage)] += 1
+            for decision in result.decisions:
+                explained.setdefault(decision.customer_id.encode(), []).append(
+                    decision.to_message()
+                )
             await emit(result)
             ingress_ts_ms = record.get("ingress_ts_ms")
             if ingress_ts_ms:
@@ -430,15 +447,26 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 metrics.event_to_action.labels("occurred_at").observe(clock.real_seconds(since_ms))
         partition = events[0].message.partition
         changes = [census.delta_from(counted[key], states[key]) for key in dirty if key in counted]
+        created = sum(1 for key in fresh if isinstance(states[key], CustomerState))
+        flows = Counter({k: v for k, v in flows.items() if v})
+        if created:
+            flows["created"] = created
+        changes.append(flows)
         if any(changes):
             census_key = f"p{partition}".encode()
             stored = census_table.get(census_key)
             row = census.apply(orjson.loads(stored) if stored is not None else None, changes)
             census_table[census_key] = orjson.dumps(row)
+        for key, records in explained.items():
+            stored = decisions_table.get(key)
+            kept = [*reversed(records), *(orjson.loads(stored) if stored is not None else [])]
+            decisions_table[key] = orjson.dumps(kept[: settings.decisions_kept])
         for key, state in states.items():
             if key in dirty:
                 if state is None:
                     del customers[key]  # erased: a tombstone in the changelog
+                    if decisions_table.get(key) is not None:
+                        del decisions_table[key]
                 elif isinstance(state, Moved):
                     customers[key] = orjson.dumps({"merged_into": state.into})
                 else:
@@ -556,6 +584,17 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
 
     journey.refresh_gauges = refresh_gauges
     _add_web_views(journey)
+    add_api(
+        app,
+        settings,
+        customers,
+        aliases,
+        decisions_table,
+        census_table,
+        policy_source,
+        clock,
+        lambda: owned_partitions(app, topics.customer_events),
+    )
     return journey
 
 
@@ -565,7 +604,7 @@ def marketing_actions(policy: Policy) -> list[str]:
 
 
 def _add_web_views(journey: JourneyApp) -> None:
-    app, metrics, customers = journey.app, journey.metrics, journey.customers
+    app, metrics = journey.app, journey.metrics
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -584,23 +623,3 @@ def _add_web_views(journey: JourneyApp) -> None:
     async def ready_view(web: Any, request: Any) -> Any:
         ready = journey.is_ready()
         return web.json({"ready": ready}, status=200 if ready else 503)
-
-    @app.page("/customers/{customer_id}")
-    async def customer_view(web: Any, request: Any, customer_id: str) -> Any:
-        stored = customers.get(customer_id.encode())
-        if stored is None:
-            return web.json(
-                {"error": "not_found", "detail": f"no customer {customer_id!r} on this worker"},
-                status=404,
-            )
-        return web.bytes(stored, content_type="application/json")
-
-    @app.page("/aliases/{token}")
-    async def alias_view(web: Any, request: Any, token: str) -> Any:
-        stored = journey.aliases.get(token.encode())
-        if stored is None:
-            return web.json(
-                {"error": "not_found", "detail": f"no alias for {token!r} on this worker"},
-                status=404,
-            )
-        return web.json({"token": token, "customer_key": stored.decode()})

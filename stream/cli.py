@@ -1,5 +1,5 @@
 """The ``journey`` command: worker | simulate | sender | topics | watch | policy check |
-forget | report."""
+forget | report | customer."""
 
 from __future__ import annotations
 
@@ -121,6 +121,35 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _customer(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    settings = load_settings()
+    base = args.url or f"http://127.0.0.1:{settings.web_port}"
+    path = f"/customers/{urllib.parse.quote(args.customer_id, safe='')}"
+    request = urllib.request.Request(
+        base.rstrip("/") + path + ("/decisions" if args.decisions else "")
+    )
+    request.add_header("Authorization", f"Bearer {settings.api_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # follows merges (308)
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("detail", exc.reason)
+        print(f"customer: {exc.code}: {detail}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(
+            f"customer: cannot reach {base}: {exc.reason} (is a worker running?)", file=sys.stderr
+        )
+        return 1
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _policy_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -229,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="machine-readable output")
 
+    customer = commands.add_parser(
+        "customer", help="print a customer's unified profile (from a worker's API)"
+    )
+    customer.add_argument("customer_id", help="customer id or the key a profile was created under")
+    customer.add_argument(
+        "--url",
+        default=None,
+        help="a worker's web URL (default: this JOURNEY_WEB_PORT on 127.0.0.1)",
+    )
+    customer.add_argument("--decisions", action="store_true", help="the latest explain records")
+
     commands.add_parser("topics", help="create the contract topics (idempotent)")
 
     policy = commands.add_parser("policy", help="work with decision policies")
@@ -260,5 +300,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         "policy": _policy_check,
         "sender": _sender,
         "report": _report,
+        "customer": _customer,
     }
     sys.exit(handlers[args.command](args))

@@ -136,6 +136,17 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "deadlines within this many clock seconds are kept in memory; later ones stay on disk",
     ),
     "JOURNEY_LAG_INTERVAL_S": ("5", "how often (s) the worker measures its consumer lag"),
+    "JOURNEY_API_TOKEN": (
+        "",
+        "bearer token every API call must carry (all but /metrics, /live, /ready); "
+        "empty: the API refuses every call",
+    ),
+    "JOURNEY_ADVERTISED_URL": (
+        "",
+        "URL other workers reach this one at, for routing API calls to a key's owner "
+        "(default: http://<JOURNEY_WEB_HOST>:<JOURNEY_WEB_PORT>)",
+    ),
+    "JOURNEY_DECISIONS_KEPT": ("20", "latest explain records kept per customer for the API"),
     "JOURNEY_GROUP_INSTANCE_ID": (
         "",
         "static group membership id, stable across restarts (a StatefulSet pod name); "
@@ -180,6 +191,14 @@ class Settings:
     timer_horizon_s: float = 3600.0
     lag_interval_s: float = 5.0
     group_instance_id: str = ""
+    api_token: str = ""
+    advertised_url: str = ""
+    decisions_kept: int = 20
+
+    @property
+    def web_url(self) -> str:
+        """The URL other workers reach this worker's web server at."""
+        return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 
     def clock(self) -> Clock:
         """The processing clock these settings describe."""
@@ -231,4 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),
         lag_interval_s=float(get("JOURNEY_LAG_INTERVAL_S")),
         group_instance_id=get("JOURNEY_GROUP_INSTANCE_ID"),
+        api_token=get("JOURNEY_API_TOKEN"),
+        advertised_url=get("JOURNEY_ADVERTISED_URL"),
+        decisions_kept=int(get("JOURNEY_DECISIONS_KEPT")),
     )

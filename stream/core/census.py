@@ -3,7 +3,9 @@
 Kept exactly by deltas: whenever a batch changes a customer, the shell adds
 ``summary(after) - summary(before)`` to its partition's census row (one table write per
 partition per batch), so the counts need no scan, survive restarts and move with their
-partition in a rebalance. Merged stubs and erased profiles count for nothing.
+partition in a rebalance. Merged stubs and erased profiles count for nothing. The row
+also sums each stage's ``stage_since`` (for the average time in stage) and counts, for
+ever, profiles created and stage transitions (``moved:<from>><to>``): the funnel.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from stream.core.stages import Stage
 from stream.core.state import CustomerState
+
+DAY_MS = 86_400_000
 
 
 def summary(state: object) -> Counter[str]:
@@ -21,6 +26,7 @@ def summary(state: object) -> Counter[str]:
     if not isinstance(state, CustomerState):
         return counts
     counts[f"stage:{state.stage}"] += 1
+    counts[f"since:{state.stage}"] += state.stage_since_ms
     for name in state.timers:
         counts[f"timer:{name}"] += 1
     if state.held:
@@ -54,3 +60,51 @@ def totals(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, int], dict[str,
     stages = {k.removeprefix("stage:"): v for k, v in total.items() if k.startswith("stage:")}
     timers = {k.removeprefix("timer:"): v for k, v in total.items() if k.startswith("timer:")}
     return stages, timers, total.get("held", 0)
+
+
+def moved(from_stage: str, to_stage: str) -> str:
+    """The census key counting transitions from one stage to another."""
+    return f"moved:{from_stage}>{to_stage}"
+
+
+def transitions(total: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Every transition counted: [{"from", "to", "count"}], most frequent first."""
+    found = []
+    for key, count in total.items():
+        if key.startswith("moved:"):
+            from_stage, _, to_stage = key.removeprefix("moved:").partition(">")
+            found.append({"from": from_stage, "to": to_stage, "count": int(count)})
+    return sorted(found, key=lambda t: (-t["count"], t["from"], t["to"]))
+
+
+def funnel(total: Mapping[str, int], now_ms: int) -> list[dict[str, Any]]:
+    """Per stage, in journey order: customers now, entered and moved on (ever), drop-off
+    (the share of those who entered and did not move on) and the average days in stage.
+
+    Entering awareness is being created; merges remove profiles without a transition, so
+    entered can exceed moved on plus customers.
+    """
+    moves = transitions(total)
+    stages = []
+    for stage in Stage:
+        name = stage.value
+        customers = int(total.get(f"stage:{name}", 0))
+        entered = sum(t["count"] for t in moves if t["to"] == name)
+        if stage is Stage.AWARENESS:
+            entered += int(total.get("created", 0))
+        moved_on = sum(t["count"] for t in moves if t["from"] == name)
+        since = total.get(f"since:{name}")
+        average = (now_ms - since / customers) / DAY_MS if customers and since else None
+        stages.append(
+            {
+                "stage": name,
+                "customers": customers,
+                "entered": entered,
+                "moved_on": moved_on,
+                "drop_off": None
+                if stage is Stage.ADVOCACY or not entered
+                else round(max(0.0, 1 - moved_on / entered), 4),
+                "avg_days_in_stage": None if average is None else round(max(0.0, average), 2),
+            }
+        )
+    return stages

@@ -43,10 +43,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str) -> tuple[int, bytes]:
-    """Status and body of a GET (errors included)."""
+API_TOKEN = "it-token"  # every test worker's JOURNEY_API_TOKEN
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    """Status and body of a GET (errors included), with a bearer token if given."""
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -108,7 +114,8 @@ class WorkerProcess:
             self.process.wait()
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        status, body = http_get(f"{self.url}/customers/{customer_id}")
+        """The raw stored state of a customer this worker owns (the debug endpoint)."""
+        status, body = http_get(f"{self.url}/debug/state/{customer_id}", API_TOKEN)
         return orjson.loads(body) if status == 200 else None
 
     def metrics(self) -> str:
@@ -249,6 +256,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "JOURNEY_SESSION_TIMEOUT_S": "6",
         "JOURNEY_BATCH_WITHIN_S": "0.02",
         "JOURNEY_LOG_LEVEL": "info",
+        "JOURNEY_API_TOKEN": API_TOKEN,
         # The processing clock starts at 10:00 UTC (11:00 in Paris) on the day of the
         # test events, whatever the hour: decisions never fall into quiet hours by chance.
         "JOURNEY_CLOCK_ANCHOR_MS": str(int(time.time() * 1000)),

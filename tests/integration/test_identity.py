@@ -17,7 +17,7 @@ import pytest
 
 from stream.core.identity import hash_identifier, normalise_email
 from stream.shell.clock import Clock
-from tests.integration.conftest import ROOT, Deployment, WorkerProcess, http_get
+from tests.integration.conftest import API_TOKEN, ROOT, Deployment, WorkerProcess, http_get
 from tests.integration.events import BASE, event
 
 SPEED = 120.0
@@ -56,7 +56,7 @@ def at(clock: Clock, channel: str, type_: str, who: dict[str, str], **props: Any
 
 
 def alias(worker: WorkerProcess, token: str) -> str | None:
-    status, body = http_get(f"{worker.url}/aliases/{token}")
+    status, body = http_get(f"{worker.url}/debug/aliases/{token}", API_TOKEN)
     return orjson.loads(body)["customer_key"] if status == 200 else None
 
 

@@ -143,6 +143,7 @@ class Action:
             if self.send_after_ms is not None
             else self.decided_at_ms,
             "trigger_event_id": self.trigger.event_id,
+            "reason": self.reason,
             "stage": self.stage,
             "group": self.group,
             **({"variant": self.variant} if self.variant else {}),

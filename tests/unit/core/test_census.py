@@ -42,3 +42,29 @@ def test_totals_sum_the_rows_of_every_owned_partition() -> None:
     ]
     assert census.totals(rows) == ({"advocacy": 2, "awareness": 4}, {"inactivity": 3}, 1)
     assert census.totals([]) == ({}, {}, 0)
+
+
+def test_the_funnel_counts_entered_moved_on_and_drop_off_per_stage() -> None:
+    day = census.DAY_MS
+    total = {
+        "created": 10,
+        "stage:awareness": 4,
+        "since:awareness": 4 * 9 * day,  # each there since day 9
+        "stage:acquisition": 6,
+        "since:acquisition": 6 * 8 * day,
+        census.moved("awareness", "acquisition"): 6,
+    }
+    stages = {s["stage"]: s for s in census.funnel(total, now_ms=10 * day)}
+    assert list(stages) == ["awareness", "acquisition", "onboarding", "engagement", "advocacy"]
+    assert stages["awareness"] == {
+        "stage": "awareness",
+        "customers": 4,
+        "entered": 10,
+        "moved_on": 6,
+        "drop_off": 0.4,
+        "avg_days_in_stage": 1.0,
+    }
+    assert stages["acquisition"]["entered"] == 6 and stages["acquisition"]["drop_off"] == 1.0
+    assert stages["acquisition"]["avg_days_in_stage"] == 2.0
+    assert stages["onboarding"]["drop_off"] is None and stages["advocacy"]["drop_off"] is None
+    assert census.transitions(total) == [{"from": "awareness", "to": "acquisition", "count": 6}]

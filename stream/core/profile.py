@@ -1,0 +1,123 @@
+"""The Customer 360 view: what marketing, sales and service see of one customer.
+
+Pure: built from the stored state. Raw emails and phone numbers are never stored; their
+salted hashes are shown shortened (enough to compare two profiles, not to reverse them).
+Times are RFC 3339.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stream.core.decide.holdout import HoldoutPolicy, group_of
+from stream.core.state import CustomerState
+from stream.core.timestamps import format_ms
+
+# A customer key or identifier token: C000123, loyalty:L1, email:<hex>, anon:<cookie>.
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
+HASHED = ("email_sha256", "phone_sha256")
+
+
+def valid_customer_id(customer_id: str) -> bool:
+    """True if the text can be a customer key (checked before any lookup)."""
+    return bool(CUSTOMER_ID.match(customer_id))
+
+
+def _time(ms: int | None) -> str | None:
+    return format_ms(ms) if ms else None
+
+
+def _masked(kind: str, value: str) -> str:
+    return f"{value[:8]}…" if kind in HASHED else value
+
+
+def profile_view(state: CustomerState, holdout: HoldoutPolicy) -> dict[str, Any]:
+    """The unified profile of ``state`` as the API returns it."""
+    return {
+        "customer_id": state.customer_key,
+        "group": group_of(state.customer_key, holdout),
+        "identifiers": {k: _masked(k, v) for k, v in sorted(state.identifiers.items())},
+        "linked_identifiers": len(state.linked),
+        "stage": state.stage,
+        "stage_since": _time(state.stage_since_ms),
+        "stage_history": [
+            {"from": h["from"], "to": h["to"], "at": _time(h["at_ms"]), "event_id": h["event_id"]}
+            for h in state.stage_history
+        ],
+        "first_seen": _time(state.created_at_ms),
+        "last_seen": _time(state.updated_at_ms),
+        "event_count": state.event_count,
+        "engagement": {
+            channel: {"events": seen["events"], "last_seen": _time(seen["last_seen_ms"])}
+            for channel, seen in sorted(state.channels.items())
+        },
+        "channels": {
+            channel: {
+                "sent": state.sent_by_channel.get(channel, 0),
+                "responses": state.responses.get(channel, 0),
+                "unanswered": state.unanswered.get(channel, 0),
+            }
+            for channel in sorted({*state.sent_by_channel, *state.responses})
+        },
+        "cart": {
+            "items": sum(int(item["quantity"]) for item in state.cart["items"].values()),
+            "value": float(state.cart["value"]),
+            "updated_at": _time(state.cart["updated_at_ms"]),
+        },
+        "orders": {
+            "count": state.orders["count"],
+            "revenue": float(state.orders["revenue"]),
+            "returns": state.orders["returns"],
+            "last_category": state.orders["last_category"],
+            "last_order_at": _time(state.orders["last_order_at_ms"]),
+        },
+        "consent": {channel: state.has_consent(channel) for channel in ("email", "sms", "push")},
+        "opt_outs": dict(state.opt_outs),
+        "app_installed": state.app_installed,
+        "open_cases": [
+            {
+                "case_id": case_id,
+                "reason": case["reason"],
+                "severity": case["severity"],
+                "opened_at": _time(case["opened_at_ms"]),
+            }
+            for case_id, case in sorted(state.open_cases.items())
+        ],
+        "timers": [
+            {"name": name, "due": _time(timer["due_ms"])}
+            for name, timer in sorted(state.timers.items(), key=lambda item: item[1]["due_ms"])
+        ],
+        "held_actions": [
+            {
+                "action": held["action"]["action"],
+                "channel": held["action"]["channel"],
+                "send_after": _time(held["due_ms"]),
+            }
+            for held in state.held
+        ],
+        "recent_events": [
+            {
+                "event_id": e["event_id"],
+                "type": e["type"],
+                "channel": e["channel"],
+                "at": _time(e["at_ms"]),
+            }
+            for e in state.recent_events
+        ],
+        "recent_actions": [
+            {
+                "action_id": c["action_id"],
+                "action": c["action"],
+                "channel": c["channel"],
+                "category": c["category"],
+                "decided_at": _time(c["at_ms"]),
+                "trigger_event_id": c.get("trigger_event_id"),
+                "reason": c.get("reason", ""),
+                "outcomes": list(c.get("outcomes", [])),
+                "group": c.get("group", "treatment"),
+                "withdrawn": bool(c.get("withdrawn", False)),
+            }
+            for c in state.contacts
+        ],
+    }

@@ -1,0 +1,302 @@
+"""The OpenAPI 3.1 document of the worker's API (served at ``/openapi.json``).
+
+Checked by openapi-spec-validator and exercised by schemathesis against a real worker
+in the test suite; the response schemas are what the views return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.core.profile import CUSTOMER_ID
+
+TIME = {"type": ["string", "null"], "format": "date-time"}
+STAGE = {"enum": ["awareness", "acquisition", "onboarding", "engagement", "advocacy"]}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required if required is not None else list(properties),
+    }
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+ERRORS = {
+    "401": _json("Error", "Missing or wrong bearer token (or the API is disabled)"),
+    "503": _json("Error", "Partitions are being assigned or a worker did not answer; retry"),
+}
+CUSTOMER_ERRORS = {
+    "308": _json("Error", "The profile was merged into another: follow Location"),
+    "400": _json("Error", "Not a customer id"),
+    "404": _json("Error", "No such customer"),
+    **ERRORS,
+}
+CUSTOMER_PARAMETER = {
+    "name": "customer_id",
+    "in": "path",
+    "required": True,
+    "description": "Customer key: a customer id (C000123) or the token of the identifier a "
+    "profile was created under (loyalty:L1, email:<sha256>, phone:<sha256>, anon:<cookie>)",
+    "schema": {"type": "string", "pattern": CUSTOMER_ID.pattern},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        {
+            "error": {"type": "string"},
+            "detail": {"type": "string"},
+            "customer_id": {"type": "string"},
+        },
+        ["error", "detail"],
+    ),
+    "Profile": _object(
+        {
+            "customer_id": {"type": "string"},
+            "group": {"enum": ["treatment", "control"]},
+            "identifiers": {"type": "object", "additionalProperties": {"type": "string"}},
+            "linked_identifiers": {"type": "integer"},
+            "stage": STAGE,
+            "stage_since": TIME,
+            "stage_history": {
+                "type": "array",
+                "items": _object(
+                    {"from": STAGE, "to": STAGE, "at": TIME, "event_id": {"type": "string"}}
+                ),
+            },
+            "first_seen": TIME,
+            "last_seen": TIME,
+            "event_count": {"type": "integer"},
+            "engagement": {
+                "type": "object",
+                "additionalProperties": _object({"events": {"type": "integer"}, "last_seen": TIME}),
+            },
+            "channels": {
+                "type": "object",
+                "additionalProperties": _object(
+                    {
+                        "sent": {"type": "integer"},
+                        "responses": {"type": "integer"},
+                        "unanswered": {"type": "integer"},
+                    }
+                ),
+            },
+            "cart": _object(
+                {"items": {"type": "integer"}, "value": {"type": "number"}, "updated_at": TIME}
+            ),
+            "orders": _object(
+                {
+                    "count": {"type": "integer"},
+                    "revenue": {"type": "number"},
+                    "returns": {"type": "integer"},
+                    "last_category": {"type": ["string", "null"]},
+                    "last_order_at": TIME,
+                }
+            ),
+            "consent": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "opt_outs": {"type": "object", "additionalProperties": {"type": "string"}},
+            "app_installed": {"type": "boolean"},
+            "open_cases": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "case_id": {"type": "string"},
+                        "reason": {"type": "string"},
+                        "severity": {"type": "string"},
+                        "opened_at": TIME,
+                    }
+                ),
+            },
+            "timers": {
+                "type": "array",
+                "items": _object({"name": {"type": "string"}, "due": TIME}),
+            },
+            "held_actions": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "action": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "send_after": TIME,
+                    }
+                ),
+            },
+            "recent_events": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "event_id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "at": TIME,
+                    }
+                ),
+            },
+            "recent_actions": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "action_id": {"type": "string"},
+                        "action": {"type": "string"},
+                        "channel": {"type": "string"},
+                        "category": {"type": "string"},
+                        "decided_at": TIME,
+                        "trigger_event_id": {"type": ["string", "null"]},
+                        "reason": {"type": "string"},
+                        "outcomes": {"type": "array", "items": {"type": "string"}},
+                        "group": {"enum": ["treatment", "control"]},
+                        "withdrawn": {"type": "boolean"},
+                    }
+                ),
+            },
+        }
+    ),
+    "Decisions": _object(
+        {
+            "customer_id": {"type": "string"},
+            "decisions": {
+                "type": "array",
+                "description": "Explain records, newest first (schemas/decision.schema.json)",
+                "items": _object(
+                    {
+                        "decision_id": {"type": "string"},
+                        "decided_at": {"type": "string", "format": "date-time"},
+                        "trigger": {"type": "object"},
+                        "candidates": {"type": "array", "items": {"type": "object"}},
+                        "chosen": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+            },
+        }
+    ),
+    "Funnel": _object(
+        {
+            "stages": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "stage": STAGE,
+                        "customers": {"type": "integer"},
+                        "entered": {"type": "integer"},
+                        "moved_on": {"type": "integer"},
+                        "drop_off": {"type": ["number", "null"]},
+                        "avg_days_in_stage": {"type": ["number", "null"]},
+                    }
+                ),
+            },
+            "total": {"type": "integer"},
+        }
+    ),
+    "Transitions": _object(
+        {
+            "transitions": {
+                "type": "array",
+                "items": _object(
+                    {"from": STAGE, "to": STAGE, "count": {"type": "integer", "minimum": 0}}
+                ),
+            }
+        }
+    ),
+    "Alias": _object({"token": {"type": "string"}, "customer_key": {"type": "string"}}),
+    "Census": _object(
+        {
+            "partitions": {"type": "array", "items": {"type": "integer"}},
+            "census": {"type": "object", "additionalProperties": {"type": "integer"}},
+        }
+    ),
+}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with this worker as the server."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Journey Stream API",
+            "version": "0.1.0",
+            "description": "Customer 360 and journey analytics, served by every worker; a "
+            "request for a customer another worker owns is forwarded to it.",
+        },
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": {
+            "/customers/{customer_id}": {
+                "get": {
+                    "operationId": "getCustomer",
+                    "summary": "The unified profile of a customer",
+                    "parameters": [CUSTOMER_PARAMETER],
+                    "responses": {"200": _json("Profile", "The profile"), **CUSTOMER_ERRORS},
+                }
+            },
+            "/customers/{customer_id}/decisions": {
+                "get": {
+                    "operationId": "getDecisions",
+                    "summary": "Why the customer got, or did not get, each action",
+                    "parameters": [CUSTOMER_PARAMETER],
+                    "responses": {
+                        "200": _json("Decisions", "The latest explain records"),
+                        **CUSTOMER_ERRORS,
+                    },
+                }
+            },
+            "/journey/funnel": {
+                "get": {
+                    "operationId": "getFunnel",
+                    "summary": "Customers per stage, entered, moved on, drop-off, time in stage",
+                    "responses": {"200": _json("Funnel", "The funnel"), **ERRORS},
+                }
+            },
+            "/journey/transitions": {
+                "get": {
+                    "operationId": "getTransitions",
+                    "summary": "Stage transitions counted since the census began",
+                    "responses": {"200": _json("Transitions", "The transitions"), **ERRORS},
+                }
+            },
+            "/debug/state/{key}": {
+                "get": {
+                    "operationId": "getRawState",
+                    "summary": "For operators: the raw stored state (or merged stub) of a key "
+                    "this worker holds; no routing",
+                    "parameters": [CUSTOMER_PARAMETER | {"name": "key"}],
+                    "responses": {
+                        "200": {
+                            "description": "The stored JSON",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **{k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"},
+                    },
+                }
+            },
+            "/debug/aliases/{token}": {
+                "get": {
+                    "operationId": "getAlias",
+                    "summary": "For operators: the profile an identifier token resolves to, if "
+                    "this worker holds its alias",
+                    "parameters": [CUSTOMER_PARAMETER | {"name": "token"}],
+                    "responses": {
+                        "200": _json("Alias", "The alias"),
+                        **{k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"},
+                    },
+                }
+            },
+            "/journey/census": {
+                "get": {
+                    "operationId": "getCensus",
+                    "summary": "This worker's own census rows (the funnel sums every worker's)",
+                    "responses": {"200": _json("Census", "The census"), **ERRORS},
+                }
+            },
+        },
+    }
