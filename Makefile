@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+UI_VENDOR := stream/web/static/vendor/chart.umd.js
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
@@ -20,7 +21,10 @@ $(BIN)/journey: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/journey ## create .venv and install the package with dev tools
+install: $(BIN)/journey $(UI_VENDOR) ## create .venv, install the package with dev tools, fetch the page's chart library
+
+$(UI_VENDOR): deploy/local/ui_vendor.sh
+	deploy/local/ui_vendor.sh
 
 kafka-fetch: ## resolve the Kafka jars from Maven Central into .cache/
 	$(KAFKA) fetch

@@ -15,7 +15,8 @@ A loopback sender answers the actions as the simulated customers would (each bel
 a segment: app-first, email reader, sms responder, unresponsive), so outcomes flow back
 and the engine learns: every summary prints the learnt response rate per channel and the
 conversion of treated customers against the 5% control group; at the end, `journey
-report uplift` and `journey report model` print what was learnt.
+report uplift` and `journey report model` print what was learnt. The journey map and
+customer pages are on the worker's web port (/ui/, the URL with its token is printed).
 
 Environment: DEMO_RATE (events/s, default 200), DEMO_CUSTOMERS (default 2000),
 DEMO_SEED (default: the current time), DEMO_DURATION (seconds, default: until Ctrl-C),
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -113,6 +115,8 @@ def main() -> int:
         "JOURNEY_WEB_PORT": port,
         "JOURNEY_CLOCK_SPEED": speed,
         "JOURNEY_CLOCK_ANCHOR_MS": str(int(time.time() * 1000)),
+        # The API and the page need a token: a fresh one per demo unless one is given.
+        "JOURNEY_API_TOKEN": os.environ.get("JOURNEY_API_TOKEN") or secrets.token_urlsafe(12),
     }
     started_kafka = not kafka_running()
     if started_kafka:
@@ -129,6 +133,12 @@ def main() -> int:
         say(
             f"demo: worker pid {worker.pid}, log .run/demo/worker.log, "
             f"metrics http://127.0.0.1:{port}/metrics",
+            flush=True,
+        )
+        say(
+            f"demo: journey map http://127.0.0.1:{port}/ui/#token={env['JOURNEY_API_TOKEN']} "
+            f"(API: curl -H 'Authorization: Bearer {env['JOURNEY_API_TOKEN']}' "
+            f"http://127.0.0.1:{port}/journey/funnel)",
             flush=True,
         )
         children.wait_ready(

@@ -255,6 +255,10 @@ def add_api(
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         return web.bytes(path.read_bytes(), content_type=content_type)
 
+    @app.page("/ui")
+    async def ui_redirect(web: Any, request: Any) -> Any:
+        return web.json({"location": "/ui/"}, status=308, headers={"Location": "/ui/"})
+
     @app.page("/ui/")
     async def ui_index(web: Any, request: Any) -> Any:
         return static_file(web, STATIC / "index.html")

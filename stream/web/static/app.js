@@ -21,9 +21,9 @@ const CHANNELS = {
   sms: { label: "SMS", color: "#db2777" },
   push: { label: "Push", color: "#0891b2" },
   call_center: { label: "Call center", color: "#dc2626" },
+  timer: { label: "Timer", color: "#64748b" }, // decisions a due timer triggered
 };
 const DROP_COLOR = "#b6bcc8";
-const FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", "DejaVu Sans", sans-serif';
 const TOKEN_KEY = "journey.apiToken";
 const DECISIONS_SHOWN = 12;
 
@@ -48,7 +48,9 @@ function h(tag, attrs = {}, ...children) {
 const byId = (id) => document.getElementById(id);
 
 function titleCase(code) {
-  const text = String(code ?? "").replace(/_/g, " ").trim();
+  const text = String(code ?? "")
+    .replace(/_/g, " ")
+    .trim();
   return text ? text[0].toUpperCase() + text.slice(1) : "";
 }
 
@@ -65,7 +67,10 @@ function channelColor(channel) {
 }
 
 const integer = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 0 });
-const decimal = new Intl.NumberFormat("en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const decimal = new Intl.NumberFormat("en-GB", {
+  minimumFractionDigits: 2,
+  maximumFractionDigits: 2,
+});
 const oneDecimal = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 1 });
 const timeFormat = new Intl.DateTimeFormat("en-GB", {
   timeZone: "UTC",
@@ -80,6 +85,15 @@ const timeFormat = new Intl.DateTimeFormat("en-GB", {
 
 function percent(share) {
   return share === null || share === undefined ? "–" : `${oneDecimal.format(share * 100)} %`;
+}
+
+/** A duration in days, in the unit a person reads best (d, h or min). */
+function duration(days) {
+  if (days === null || days === undefined) return "–";
+  if (days >= 1) return `${oneDecimal.format(days)} d`;
+  const hours = days * 24;
+  if (hours >= 1) return `${oneDecimal.format(hours)} h`;
+  return `${integer.format(hours * 60)} min`;
 }
 
 function epochMs(rfc3339) {
@@ -109,7 +123,11 @@ function channelChip(channel) {
 function stageChip(stage) {
   return h(
     "span",
-    { class: "chip stage", "data-stage": stage, style: `--stage:${STAGE_COLORS[stage] ?? "#64748b"}` },
+    {
+      class: "chip stage",
+      "data-stage": stage,
+      style: `--stage:${STAGE_COLORS[stage] ?? "#64748b"}`,
+    },
     stageLabel(stage),
   );
 }
@@ -174,7 +192,11 @@ async function api(path) {
     throw new ApiError(response.status, code, detail);
   }
   if (body === null || typeof body !== "object") {
-    throw new ApiError(response.status, "bad_response", "The worker answered with something that is not JSON.");
+    throw new ApiError(
+      response.status,
+      "bad_response",
+      "The worker answered with something that is not JSON.",
+    );
   }
   return body;
 }
@@ -276,12 +298,7 @@ function renderFunnel(funnel) {
         ["Entered", row.entered === undefined ? "–" : integer.format(row.entered)],
         ["Moved on", row.moved_on === undefined ? "–" : integer.format(row.moved_on)],
         ["Drop-off", percent(row.drop_off)],
-        [
-          "Avg. time in stage",
-          row.avg_days_in_stage === null || row.avg_days_in_stage === undefined
-            ? "–"
-            : `${oneDecimal.format(row.avg_days_in_stage)} d`,
-        ],
+        ["Avg. time in stage", duration(row.avg_days_in_stage)],
       ];
       return h(
         "li",
@@ -337,16 +354,30 @@ function renderFunnel(funnel) {
 function renderTransitionTable(transitions) {
   const body = byId("transitions").tBodies[0];
   if (!transitions.length) {
-    body.replaceChildren(h("tr", { class: "placeholder" }, h("td", { colspan: 3 }, "No stage transitions yet.")));
+    body.replaceChildren(
+      h("tr", { class: "placeholder" }, h("td", { colspan: 3 }, "No stage transitions yet.")),
+    );
     return;
   }
   body.replaceChildren(
     ...transitions.map((move) =>
       h(
         "tr",
-        { class: "transition", "data-from": move.from, "data-to": move.to, "data-count": move.count },
+        {
+          class: "transition",
+          "data-from": move.from,
+          "data-to": move.to,
+          "data-count": move.count,
+        },
         h("td", {}, stageChip(move.from)),
-        h("td", {}, stageChip(move.to), STAGES.indexOf(move.to) < STAGES.indexOf(move.from) ? h("span", { class: "muted" }, " (back)") : null),
+        h(
+          "td",
+          {},
+          stageChip(move.to),
+          STAGES.indexOf(move.to) < STAGES.indexOf(move.from)
+            ? h("span", { class: "muted" }, " (back)")
+            : null,
+        ),
         h("td", { class: "num" }, integer.format(move.count)),
       ),
     ),
@@ -419,6 +450,7 @@ function renderSankey(transitions, stageRows) {
       }
     }
   }
+  const fontFamily = getComputedStyle(document.body).fontFamily; // the page's, from style.css
   const canvas = byId("flow-chart");
   window.Chart.getChart(canvas)?.destroy();
   new window.Chart(canvas, {
@@ -443,7 +475,7 @@ function renderSankey(transitions, stageRows) {
           nodeLabels: {
             position: "top",
             padding: 3,
-            font: { family: FONT_FAMILY, size: 12, weight: "600" },
+            font: { family: fontFamily, size: 12, weight: "600" },
             color: (node) => (colorOf[node.key] === DROP_COLOR ? "#6b7280" : "#1f2937"),
           },
           flowLabels: {
@@ -452,7 +484,7 @@ function renderSankey(transitions, stageRows) {
             backgroundColor: "rgba(255, 255, 255, 0.8)",
             borderRadius: 3,
             padding: 2,
-            font: { family: FONT_FAMILY, size: 11, weight: "600" },
+            font: { family: fontFamily, size: 11, weight: "600" },
           },
         },
       ],
@@ -478,11 +510,17 @@ function renderSankey(transitions, stageRows) {
 
 async function loadJourneyMap() {
   const [funnel, moves] = await Promise.all([api("journey/funnel"), api("journey/transitions")]);
-  const transitions = (moves.transitions ?? []).slice().sort(
-    (a, b) => STAGES.indexOf(a.from) - STAGES.indexOf(b.from) || STAGES.indexOf(a.to) - STAGES.indexOf(b.to),
-  );
+  const transitions = (moves.transitions ?? [])
+    .slice()
+    .sort(
+      (a, b) =>
+        STAGES.indexOf(a.from) - STAGES.indexOf(b.from) ||
+        STAGES.indexOf(a.to) - STAGES.indexOf(b.to),
+    );
   const rows = renderFunnel(funnel);
-  byId("moves").textContent = integer.format(transitions.reduce((sum, move) => sum + move.count, 0));
+  byId("moves").textContent = integer.format(
+    transitions.reduce((sum, move) => sum + move.count, 0),
+  );
   renderTransitionTable(transitions);
   byId("content").hidden = false; // the chart measures its box: lay it out first
   renderSankey(transitions, rows);
@@ -494,7 +532,9 @@ function factList(pairs) {
   return h(
     "dl",
     { class: "facts" },
-    pairs.map(([term, value, attrs = {}]) => h("div", attrs, h("dt", {}, term), h("dd", {}, value))),
+    pairs.map(([term, value, attrs = {}]) =>
+      h("div", attrs, h("dt", {}, term), h("dd", {}, value)),
+    ),
   );
 }
 
@@ -512,7 +552,12 @@ function renderHeader(customer) {
   byId("customer-id").dataset.customerId = customer.customer_id;
   const badges = [stageChip(customer.stage)];
   if (customer.group) {
-    badges.push(chip(customer.group === "control" ? "Control group" : "Treatment group", { class: `group ${customer.group}`, "data-group": customer.group }));
+    badges.push(
+      chip(customer.group === "control" ? "Control group" : "Treatment group", {
+        class: `group ${customer.group}`,
+        "data-group": customer.group,
+      }),
+    );
   }
   if (customer.app_installed) badges.push(chip("App installed", { class: "soft" }));
   byId("customer-badges").replaceChildren(...badges);
@@ -523,10 +568,22 @@ function renderHeader(customer) {
     ["Open cases", (customer.open_cases ?? []).length],
   ];
   byId("customer-kpis").replaceChildren(
-    ...kpis.map(([label, value]) => h("div", { class: "kpi" }, h("span", { class: "kpi-label" }, label), h("span", { class: "kpi-value" }, value))),
+    ...kpis.map(([label, value]) =>
+      h(
+        "div",
+        { class: "kpi" },
+        h("span", { class: "kpi-label" }, label),
+        h("span", { class: "kpi-value" }, value),
+      ),
+    ),
   );
   const since = byId("stage-since");
-  since.replaceChildren("In ", stageLabel(customer.stage), " since ", timeElement(customer.stage_since));
+  since.replaceChildren(
+    "In ",
+    stageLabel(customer.stage),
+    " since ",
+    timeElement(customer.stage_since),
+  );
   const current = STAGES.indexOf(customer.stage);
   byId("stage-track").replaceChildren(
     ...STAGES.map((stage, index) =>
@@ -548,7 +605,11 @@ function renderHeader(customer) {
 function renderProfile(customer) {
   const identifiers = Object.entries(customer.identifiers ?? {});
   const identity = factList([
-    ...identifiers.map(([kind, value]) => [titleCase(kind), h("code", {}, value), { "data-identifier": kind }]),
+    ...identifiers.map(([kind, value]) => [
+      titleCase(kind),
+      h("code", {}, value),
+      { "data-identifier": kind },
+    ]),
     ...(customer.linked_identifiers ? [["Linked profiles", customer.linked_identifiers]] : []),
   ]);
 
@@ -570,14 +631,23 @@ function renderProfile(customer) {
     {},
     consentChips,
     optOuts.length
-      ? factList(optOuts.map(([channel, at]) => [`Opted out of ${channelLabel(channel)}`, typeof at === "string" && epochMs(at) !== null ? timeElement(at) : String(at)]))
+      ? factList(
+          optOuts.map(([channel, at]) => [
+            `Opted out of ${channelLabel(channel)}`,
+            typeof at === "string" && epochMs(at) !== null ? timeElement(at) : String(at),
+          ]),
+        )
       : h("p", { class: "muted small-text" }, "No opt-outs."),
   );
 
   const cart = customer.cart ?? {};
   const orders = customer.orders ?? {};
   const commerce = factList([
-    ["Cart", `${integer.format(cart.items ?? 0)} item${cart.items === 1 ? "" : "s"} · ${decimal.format(cart.value ?? 0)}`, { "data-fact": "cart" }],
+    [
+      "Cart",
+      `${integer.format(cart.items ?? 0)} item${cart.items === 1 ? "" : "s"} · ${decimal.format(cart.value ?? 0)}`,
+      { "data-fact": "cart" },
+    ],
     ["Orders", integer.format(orders.count ?? 0), { "data-fact": "orders" }],
     ["Revenue", decimal.format(orders.revenue ?? 0)],
     ["Returns", integer.format(orders.returns ?? 0)],
@@ -613,7 +683,14 @@ function renderProfile(customer) {
       ? h(
           "ul",
           { class: "plain" },
-          timers.map((timer) => h("li", { "data-timer": timer.name }, h("strong", {}, titleCase(timer.name)), h("div", { class: "muted small-text" }, "due ", timeElement(timer.due)))),
+          timers.map((timer) =>
+            h(
+              "li",
+              { "data-timer": timer.name },
+              h("strong", {}, titleCase(timer.name)),
+              h("div", { class: "muted small-text" }, "due ", timeElement(timer.due)),
+            ),
+          ),
         )
       : emptyNote("No pending timer."),
     held.length
@@ -625,7 +702,19 @@ function renderProfile(customer) {
             "ul",
             { class: "plain" },
             held.map((item) =>
-              h("li", { "data-held": item.action }, h("strong", {}, item.action), " ", channelChip(item.channel), h("div", { class: "muted small-text" }, "sends after ", timeElement(item.send_after))),
+              h(
+                "li",
+                { "data-held": item.action },
+                h("strong", {}, item.action),
+                " ",
+                channelChip(item.channel),
+                h(
+                  "div",
+                  { class: "muted small-text" },
+                  "sends after ",
+                  timeElement(item.send_after),
+                ),
+              ),
             ),
           ),
         )
@@ -641,7 +730,18 @@ function renderProfile(customer) {
     ? h(
         "table",
         { class: "table compact" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Channel"), h("th", { class: "num" }, "Events"), h("th", { class: "num" }, "Sent"), h("th", { class: "num" }, "Responses"))),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", {}, "Channel"),
+            h("th", { class: "num" }, "Events"),
+            h("th", { class: "num" }, "Sent"),
+            h("th", { class: "num" }, "Responses"),
+          ),
+        ),
         h(
           "tbody",
           {},
@@ -682,7 +782,13 @@ function timelineItems(customer, decisions) {
     items.push({ kind: "event", rank: 0, at: event.at, event });
   }
   for (const change of customer.stage_history ?? []) {
-    items.push({ kind: "stage", rank: 1, at: change.at, change, trigger: eventById.get(change.event_id) });
+    items.push({
+      kind: "stage",
+      rank: 1,
+      at: change.at,
+      change,
+      trigger: eventById.get(change.event_id),
+    });
   }
   for (const action of customer.recent_actions ?? []) {
     const decision = decisionOfAction.get(action.action_id);
@@ -727,7 +833,12 @@ function timelineEntry(item) {
       h(
         "div",
         { class: "tl-body" },
-        h("div", { class: "tl-title" }, h("span", { class: "tl-name" }, titleCase(event.type)), channelChip(event.channel)),
+        h(
+          "div",
+          { class: "tl-title" },
+          h("span", { class: "tl-name" }, titleCase(event.type)),
+          channelChip(event.channel),
+        ),
         h("div", { class: "tl-meta" }, h("code", {}, event.event_id)),
       ),
     );
@@ -750,8 +861,19 @@ function timelineEntry(item) {
       h(
         "div",
         { class: "tl-body" },
-        h("div", { class: "tl-title" }, h("span", { class: "tl-name" }, "Stage change"), stageChip(change.from), h("span", { class: "arrow" }, "→"), stageChip(change.to)),
-        h("div", { class: "tl-meta" }, trigger ? `after ${triggerText(trigger)}` : h("code", {}, change.event_id ?? "")),
+        h(
+          "div",
+          { class: "tl-title" },
+          h("span", { class: "tl-name" }, "Stage change"),
+          stageChip(change.from),
+          h("span", { class: "arrow" }, "→"),
+          stageChip(change.to),
+        ),
+        h(
+          "div",
+          { class: "tl-meta" },
+          trigger ? `after ${triggerText(trigger)}` : h("code", {}, change.event_id ?? ""),
+        ),
       ),
     );
   }
@@ -790,12 +912,21 @@ function timelineEntry(item) {
         action.category ? chip(action.category, { class: "soft" }) : null,
         flags,
       ),
-      h("div", { class: "tl-reason", "data-reason": "" }, h("span", { class: "label" }, "Why: "), reason),
+      h(
+        "div",
+        { class: "tl-reason", "data-reason": "" },
+        h("span", { class: "label" }, "Why: "),
+        reason,
+      ),
       h(
         "div",
         { class: "tl-outcomes", "data-outcomes": outcomes.join(" ") },
         h("span", { class: "label" }, "Outcome: "),
-        outcomes.length ? outcomes.map((outcome) => chip(titleCase(outcome), { class: "outcome", "data-outcome": outcome })) : h("span", { class: "muted" }, "no feedback yet"),
+        outcomes.length
+          ? outcomes.map((outcome) =>
+              chip(titleCase(outcome), { class: "outcome", "data-outcome": outcome }),
+            )
+          : h("span", { class: "muted" }, "no feedback yet"),
       ),
     ),
   );
@@ -809,7 +940,9 @@ function renderTimeline(customer, decisions) {
     return;
   }
   list.replaceChildren(...items.map(timelineEntry));
-  const channels = [...new Set(items.map((item) => item.event?.channel ?? item.action?.channel).filter(Boolean))];
+  const channels = [
+    ...new Set(items.map((item) => item.event?.channel ?? item.action?.channel).filter(Boolean)),
+  ];
   byId("timeline-legend").replaceChildren(
     ...channels.map(channelChip),
     items.some((item) => item.kind === "stage") ? chip("Stage change", { class: "soft" }) : null,
@@ -819,7 +952,13 @@ function renderTimeline(customer, decisions) {
 function renderDecisions(decisions, error) {
   const box = byId("decisions");
   if (error) {
-    box.replaceChildren(h("p", { class: "message inline", "data-kind": "error" }, `Decisions could not be loaded: ${error.detail || error.code}`));
+    box.replaceChildren(
+      h(
+        "p",
+        { class: "message inline", "data-kind": "error" },
+        `Decisions could not be loaded: ${error.detail || error.code}`,
+      ),
+    );
     return;
   }
   if (!decisions.length) {
@@ -844,7 +983,11 @@ function renderDecisions(decisions, error) {
           { class: "decision-head" },
           h("span", { class: "tl-name" }, titleCase(trigger.type)),
           trigger.channel ? channelChip(trigger.channel) : null,
-          h("span", { class: "decision-result" }, sent.length ? `sent ${sent.join(", ")}` : "nothing sent"),
+          h(
+            "span",
+            { class: "decision-result" },
+            sent.length ? `sent ${sent.join(", ")}` : "nothing sent",
+          ),
           h("span", { class: "decision-time" }, timeElement(decision.decided_at)),
         ),
         h(
@@ -858,7 +1001,19 @@ function renderDecisions(decisions, error) {
           ? h(
               "table",
               { class: "table compact" },
-              h("thead", {}, h("tr", {}, h("th", {}, "Candidate action"), h("th", {}, "Channel"), h("th", {}, "Outcome"), h("th", {}, "Reason"), h("th", {}, "Detail"))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  h("th", {}, "Candidate action"),
+                  h("th", {}, "Channel"),
+                  h("th", {}, "Outcome"),
+                  h("th", {}, "Reason"),
+                  h("th", {}, "Detail"),
+                ),
+              ),
               h(
                 "tbody",
                 {},
@@ -872,8 +1027,20 @@ function renderDecisions(decisions, error) {
                       "data-reason": candidate.reason,
                     },
                     h("td", {}, titleCase(candidate.action)),
-                    h("td", {}, candidate.channel ? channelChip(candidate.channel) : h("span", { class: "muted" }, "–")),
-                    h("td", {}, chip(candidate.outcome === "chosen" ? "Sent" : "Suppressed", { class: candidate.outcome === "chosen" ? "yes" : "no" })),
+                    h(
+                      "td",
+                      {},
+                      candidate.channel
+                        ? channelChip(candidate.channel)
+                        : h("span", { class: "muted" }, "–"),
+                    ),
+                    h(
+                      "td",
+                      {},
+                      chip(candidate.outcome === "chosen" ? "Sent" : "Suppressed", {
+                        class: candidate.outcome === "chosen" ? "yes" : "no",
+                      }),
+                    ),
                     h("td", {}, h("code", {}, candidate.reason)),
                     h("td", { class: "detail" }, candidate.detail ?? ""),
                   ),
@@ -900,6 +1067,18 @@ async function loadCustomer() {
       return error;
     }),
   ]);
+  if (customer.customer_id && customer.customer_id !== customerId) {
+    // The API redirected: this profile was merged into another one (identity resolution).
+    showMessage(
+      "merged",
+      `${customerId} was merged into ${customer.customer_id}.`,
+      "Showing the surviving profile.",
+    );
+    const url = new URL(window.location.href);
+    url.searchParams.set("id", customer.customer_id);
+    byId("lookup-id").value = customer.customer_id;
+    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
   const decisionsError = explained instanceof Error ? explained : null;
   const decisions = decisionsError ? [] : (explained.decisions ?? []);
   renderHeader(customer);
