@@ -10,8 +10,9 @@
 Every call but ``/metrics``, ``/live``, ``/ready`` and the page's static files needs
 ``Authorization: Bearer <JOURNEY_API_TOKEN>``. A request for a customer another worker
 owns is forwarded to it (the partition assignor knows every worker's URL), headers
-included; faust-streaming's own ``table_route`` was not used because it drops the
-request's headers, so the token would not reach the owner.
+included. faust-streaming's own ``table_route`` (0.15.3, ``Router._route_req``) passes
+the request headers but no body, drops the owner's response headers (a merged profile's
+``Location``) and would forward again during a rebalance; hence our own forwarding.
 """
 
 from __future__ import annotations
