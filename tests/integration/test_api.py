@@ -101,6 +101,17 @@ async def test_profiles_answer_on_every_worker_and_hold_no_raw_email_or_phone(
     assert [h["to"] for h in profile["stage_history"]] == ["acquisition", "onboarding"]
 
 
+async def test_every_customer_answers_on_both_workers(
+    pair: tuple[WorkerProcess, WorkerProcess], loaded: None
+) -> None:
+    owners = set()
+    for cid in [*BROWSERS, *CARTS, *BUYERS, STAR]:
+        answers = [get(worker, f"/customers/{cid}") for worker in pair]
+        assert answers[0] == answers[1] and answers[0][0] == 200, cid
+        owners.add(pair[0].customer(cid) is not None)  # the raw state is only on the owner
+    assert owners == {True, False}  # both workers own some: half the calls were forwarded
+
+
 async def test_decisions_explain_why_newest_first(
     pair: tuple[WorkerProcess, WorkerProcess], loaded: None
 ) -> None:
