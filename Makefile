@@ -9,7 +9,7 @@ UI_VENDOR := stream/web/static/vendor/chart.umd.js
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench-decide bench-timers bench-learning clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration demo bench bench-decide bench-timers bench-learning clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -59,6 +59,11 @@ test: install ## install, start Kafka, run the whole suite, stop Kafka
 
 demo: install ## local Kafka + a worker + simulated traffic; actions print live; Ctrl-C stops all
 	$(BIN)/python deploy/local/demo.py
+
+bench: install kafka-up ## the performance run: decision step, pipeline vs baselines, latency, state scale and recovery (about 12 min)
+	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/scale.py
 
 bench-decide: install ## time the decision step (default and 200-action policies)
 	$(BIN)/python bench/decide.py
