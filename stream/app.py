@@ -40,13 +40,12 @@ from stream.core.propensity import PropensityModel, UpdateKind
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
-from stream.shell.api import add_api
+from stream.shell.api import add_api, census_total
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
     estimated_keys,
     group_by_partition,
     partition_context,
-    partition_items,
     set_fetch_max_wait_ms,
 )
 from stream.shell.identity_stage import IdentityStage, Moved, load_profile
@@ -159,42 +158,18 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     learning_topic = app.topic(topics.learning, partitions=settings.partitions)
     identity_events = app.topic(topics.identity_events, partitions=settings.partitions)
     customer_events = app.topic(topics.customer_events, partitions=settings.partitions)
-    customers = app.Table(
-        "customers",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    due_table = app.Table(
-        "due",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    aliases = app.Table(
-        "aliases",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    decisions_table = app.Table(  # per customer: the latest explain records, newest first
-        "decisions",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    census_table = app.Table(  # per partition: customers by stage, pending timers, held
-        "census",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
-    propensity = app.Table(
-        "propensity",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
+
+    def table(name: str) -> Any:
+        """A bytes-to-bytes table co-partitioned with the customer-events topic."""
+        return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    customers = table("customers")
+    due_table = table("due")
+    aliases = table("aliases")
+    decisions_table = table("decisions")  # per customer: the latest explain records
+    census_table = table("census")  # per partition: customers by stage, timers, held
+    propensity = table("propensity")  # per action: the learned model's row
+
     model_view = ModelView(settings.broker, topics.model, metrics, settings.fetch_max_wait_ms)
     clock = settings.clock()
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
@@ -573,12 +548,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         owned = owned_partitions(app, topics.customer_events)
         if owned is None:
             return
-        rows = [
-            orjson.loads(value)
-            for partition in owned
-            for _, value in partition_items(census_table, partition)
-        ]
-        metrics.set_census(*census.totals(rows))
+        metrics.set_census(*census.totals([census_total(census_table, owned)]))
         for name, table in tables.items():
             metrics.table_keys.labels(name).set(estimated_keys(table, owned))
 

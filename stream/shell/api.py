@@ -17,12 +17,13 @@ the request headers but no body, drops the owner's response headers (a merged pr
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import mimetypes
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ HOP = "X-Journey-Forwarded"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 FORWARD_TIMEOUT_S = 10.0
+
+
+def census_total(census_table: Any, partitions: set[int]) -> dict[str, int]:
+    """The census rows of these partitions (as this worker holds them), added up."""
+    rows = [
+        Counter(orjson.loads(value))
+        for partition in sorted(partitions)
+        for _, value in partition_items(census_table, partition)
+    ]
+    return census.apply(None, rows)
 
 
 class ApiError(Exception):
@@ -119,61 +130,61 @@ def add_api(
         body = {"error": "merged", "detail": f"merged into {into}", "customer_id": into}
         return web.json(body, status=308, headers={"Location": f"/customers/{into}{suffix}"})
 
-    @app.page("/customers/{customer_id}")
-    async def customer_view(web: Any, request: Any, customer_id: str) -> Any:
-        try:
-            authorize(request)
-            key = customer_key(customer_id)
-            forwarded = await routed(web, request, key)
-            if forwarded is not None:
-                return forwarded
-            state = load_profile(customers.get(key))
-            if isinstance(state, Moved):
-                return merged(web, state.into, "")
-            if state is None:
-                raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-            return web.json(profile_view(state, policy.current.holdout))
-        except ApiError as exc:
-            return error(web, exc)
+    def api(path: str) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+        """Register a view that needs the token; an ``ApiError`` becomes its JSON answer."""
 
-    @app.page("/customers/{customer_id}/decisions")
+        def register(view: Callable[..., Awaitable[Any]]) -> Any:
+            @app.page(path)
+            @functools.wraps(view)
+            async def guarded(web: Any, request: Any, **params: str) -> Any:
+                try:
+                    authorize(request)
+                    return await view(web, request, **params)
+                except ApiError as exc:
+                    return error(web, exc)
+
+            return guarded
+
+        return register
+
+    @api("/customers/{customer_id}")
+    async def customer_view(web: Any, request: Any, customer_id: str) -> Any:
+        key = customer_key(customer_id)
+        forwarded = await routed(web, request, key)
+        if forwarded is not None:
+            return forwarded
+        state = load_profile(customers.get(key))
+        if isinstance(state, Moved):
+            return merged(web, state.into, "")
+        if state is None:
+            raise ApiError(404, "not_found", f"no customer {customer_id!r}")
+        return web.json(profile_view(state, policy.current.holdout))
+
+    @api("/customers/{customer_id}/decisions")
     async def decisions_view(web: Any, request: Any, customer_id: str) -> Any:
-        try:
-            authorize(request)
-            key = customer_key(customer_id)
-            forwarded = await routed(web, request, key)
-            if forwarded is not None:
-                return forwarded
-            state = load_profile(customers.get(key))
-            if isinstance(state, Moved):
-                return merged(web, state.into, "/decisions")
-            stored = decisions.get(key)
-            if state is None and stored is None:
-                raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-            records = orjson.loads(stored) if stored is not None else []
-            return web.json({"customer_id": customer_id, "decisions": records})
-        except ApiError as exc:
-            return error(web, exc)
+        key = customer_key(customer_id)
+        forwarded = await routed(web, request, key)
+        if forwarded is not None:
+            return forwarded
+        state = load_profile(customers.get(key))
+        if isinstance(state, Moved):
+            return merged(web, state.into, "/decisions")
+        stored = decisions.get(key)
+        if state is None and stored is None:
+            raise ApiError(404, "not_found", f"no customer {customer_id!r}")
+        records = orjson.loads(stored) if stored is not None else []
+        return web.json({"customer_id": customer_id, "decisions": records})
 
     def local_census() -> tuple[list[int], dict[str, int]]:
         partitions = owned()
         if partitions is None:
             raise ApiError(503, "unavailable", "partitions are being assigned; retry")
-        rows = [
-            orjson.loads(value)
-            for partition in sorted(partitions)
-            for _, value in partition_items(census_table, partition)
-        ]
-        return sorted(partitions), census.apply(None, [Counter(r) for r in rows])
+        return sorted(partitions), census_total(census_table, partitions)
 
-    @app.page("/journey/census")
+    @api("/journey/census")
     async def census_view(web: Any, request: Any) -> Any:
-        try:
-            authorize(request)
-            partitions, total = local_census()
-            return web.json({"partitions": partitions, "census": total})
-        except ApiError as exc:
-            return error(web, exc)
+        partitions, total = local_census()
+        return web.json({"partitions": partitions, "census": total})
 
     async def everyone(request: Any) -> dict[str, int]:
         """The census summed over every worker, checked to cover every partition."""
@@ -200,55 +211,35 @@ def add_api(
             raise ApiError(503, "unavailable", f"no worker owns partition(s) {sorted(missing)}")
         return census.apply(None, rows)
 
-    @app.page("/journey/funnel")
+    @api("/journey/funnel")
     async def funnel_view(web: Any, request: Any) -> Any:
-        try:
-            authorize(request)
-            stages = census.funnel(await everyone(request), clock.now_ms())
-            total = sum(stage["customers"] for stage in stages)
-            return web.json({"stages": stages, "total": total})
-        except ApiError as exc:
-            return error(web, exc)
+        stages = census.funnel(await everyone(request), clock.now_ms())
+        total = sum(stage["customers"] for stage in stages)
+        return web.json({"stages": stages, "total": total})
 
-    @app.page("/journey/transitions")
+    @api("/journey/transitions")
     async def transitions_view(web: Any, request: Any) -> Any:
-        try:
-            authorize(request)
-            return web.json({"transitions": census.transitions(await everyone(request))})
-        except ApiError as exc:
-            return error(web, exc)
+        return web.json({"transitions": census.transitions(await everyone(request))})
 
-    @app.page("/openapi.json")
+    @api("/openapi.json")
     async def openapi_view(web: Any, request: Any) -> Any:
-        try:
-            authorize(request)
-            return web.json(openapi_document(settings.web_url))
-        except ApiError as exc:
-            return error(web, exc)
+        return web.json(openapi_document(settings.web_url))
 
-    @app.page("/debug/state/{key}")
+    @api("/debug/state/{key}")
     async def debug_state(web: Any, request: Any, key: str) -> Any:
         """The raw stored state (or merged stub) of a key this worker holds: for operators."""
-        try:
-            authorize(request)
-            stored = customers.get(customer_key(key))
-            if stored is None:
-                raise ApiError(404, "not_found", f"no state for {key!r} on this worker")
-            return web.bytes(stored, content_type="application/json")
-        except ApiError as exc:
-            return error(web, exc)
+        stored = customers.get(customer_key(key))
+        if stored is None:
+            raise ApiError(404, "not_found", f"no state for {key!r} on this worker")
+        return web.bytes(stored, content_type="application/json")
 
-    @app.page("/debug/aliases/{token}")
+    @api("/debug/aliases/{token}")
     async def debug_alias(web: Any, request: Any, token: str) -> Any:
         """The profile an identifier token resolves to, if this worker holds its alias."""
-        try:
-            authorize(request)
-            stored = aliases.get(customer_key(token))
-            if stored is None:
-                raise ApiError(404, "not_found", f"no alias for {token!r} on this worker")
-            return web.json({"token": token, "customer_key": stored.decode()})
-        except ApiError as exc:
-            return error(web, exc)
+        stored = aliases.get(customer_key(token))
+        if stored is None:
+            raise ApiError(404, "not_found", f"no alias for {token!r} on this worker")
+        return web.json({"token": token, "customer_key": stored.decode()})
 
     def static_file(web: Any, path: Path) -> Any:
         if not path.is_file():
