@@ -284,8 +284,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             metrics.batch_size.labels("resolve").observe(len(batch))
             metrics.batch_duration.labels("resolve").observe(time.perf_counter() - started)
 
-    async def emit(result: StepResult) -> None:
-        """Write what one step produced: actions due now, explain records, metrics."""
+    async def emit(result: StepResult, explained: dict[bytes, list[dict[str, Any]]]) -> None:
+        """Write what one step produced: actions due now, explain records, metrics.
+
+        Each explain record sent is also added to ``explained`` (by customer), which the
+        batch keeps for the API's latest-decisions table.
+        """
         for update in result.timer_updates:
             metrics.timer_updates.labels(update.timer, update.change.value).inc()
         for timer in result.fired:
@@ -302,7 +306,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 for candidate in decision.candidates:
                     if not candidate.chosen:
                         metrics.suppressions.labels(candidate.action, candidate.reason.value).inc()
-            await send(topics.decisions, key, decision.to_message())
+            record = decision.to_message()
+            explained.setdefault(key, []).append(record)
+            await send(topics.decisions, key, record)
         for action in result.send:
             metrics.actions.labels(action.action, action.channel).inc()
             await send(
@@ -406,11 +412,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 change = result.stage_change
                 metrics.stage_transitions.labels(change.from_stage, change.to_stage).inc()
                 flows[census.moved(change.from_stage, change.to_stage)] += 1
-            for decision in result.decisions:
-                explained.setdefault(decision.customer_id.encode(), []).append(
-                    decision.to_message()
-                )
-            await emit(result)
+            await emit(result, explained)
             ingress_ts_ms = record.get("ingress_ts_ms")
             if ingress_ts_ms:
                 latency_s = max(0.0, (wall_ms() - ingress_ts_ms) / 1000)
