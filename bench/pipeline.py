@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,7 @@ BIN = Path(sys.executable).parent
 BROKER = "127.0.0.1:9092"
 PARTITIONS = 4
 WORK = ROOT / ".run" / "bench-pipeline"
+VARIANTS = ("raw", "faust", "pipeline1", "pipeline2", "latency")
 START_MS = 1_795_428_000_000  # 2026-11-23 09:00 UTC
 
 
@@ -269,7 +271,10 @@ async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> 
         deadline = time.monotonic() + timeout_s
         while progress.done is None and time.monotonic() < deadline:
             progress.see(await asyncio.to_thread(stepped, urls))
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
+        for n, url in enumerate(urls):  # kept beside the logs, to see what the workers did
+            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+                (WORK / f"{app_id}-w{n}.metrics").write_bytes(response.read())
     finally:
         for process in processes:
             stop(process)
@@ -420,19 +425,27 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "partitions": PARTITIONS,
         "event_bytes": round(average),
     }
+    only = set(args.only.split(",")) if args.only else set(VARIANTS)
     try:
         results["produce_events_per_s"] = round(await preload(prefixes[0], traffic))
-        results["raw_aiokafka"] = await baseline_raw(prefixes[0], args.events, args.timeout)
-        print(f"A raw aiokafka: {results['raw_aiokafka']}", flush=True)
-        results["bare_faust"] = await baseline_faust(prefixes[0], args.events, args.timeout)
-        print(f"B bare Faust: {results['bare_faust']}", flush=True)
-        results["pipeline_1_worker"] = await pipeline(prefixes[0], args.events, 1, args.timeout)
-        print(f"pipeline, 1 worker: {results['pipeline_1_worker']}", flush=True)
-        await preload(prefixes[1], traffic)
-        results["pipeline_2_workers"] = await pipeline(prefixes[1], args.events, 2, args.timeout)
-        print(f"pipeline, 2 workers: {results['pipeline_2_workers']}", flush=True)
-        rates = [int(r) for r in args.rates.split(",")]
-        results["latency"] = await latency(prefixes[2], traffic, rates, args.latency_s)
+        if "raw" in only:
+            results["raw_aiokafka"] = await baseline_raw(prefixes[0], args.events, args.timeout)
+            print(f"A raw aiokafka: {results['raw_aiokafka']}", flush=True)
+        if "faust" in only:
+            results["bare_faust"] = await baseline_faust(prefixes[0], args.events, args.timeout)
+            print(f"B bare Faust: {results['bare_faust']}", flush=True)
+        if "pipeline1" in only:
+            results["pipeline_1_worker"] = await pipeline(prefixes[0], args.events, 1, args.timeout)
+            print(f"pipeline, 1 worker: {results['pipeline_1_worker']}", flush=True)
+        if "pipeline2" in only:
+            await preload(prefixes[1], traffic)
+            results["pipeline_2_workers"] = await pipeline(
+                prefixes[1], args.events, 2, args.timeout
+            )
+            print(f"pipeline, 2 workers: {results['pipeline_2_workers']}", flush=True)
+        if "latency" in only:
+            rates = [int(r) for r in args.rates.split(",")]
+            results["latency"] = await latency(prefixes[2], traffic, rates, args.latency_s)
     finally:
         await delete_topics([*prefixes, "bench-raw-", "bench-floor-", "bench-pipe-", "bench-lat-"])
     return results
@@ -446,15 +459,22 @@ def main() -> None:
     parser.add_argument("--rates", default="500,2000,5000")
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=240.0, help="per throughput run")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated subset of {','.join(VARIANTS)} (default all)"
+    )
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    raw = (results["raw_aiokafka"] or {}).get("events_per_s")
+    if args.only:
+        results["only"] = args.only
+    raw = (results.get("raw_aiokafka") or {}).get("events_per_s")
     for name in ("raw_aiokafka", "bare_faust", "pipeline_1_worker", "pipeline_2_workers"):
+        if name not in results:
+            continue
         rate = results[name]["events_per_s"]
         share = f"{100 * rate / raw:.0f}% of raw" if rate and raw else "-"
         shown = f"{rate:,.0f}" if rate else "did not finish"
         print(f"{name:>20}: {shown:>14} events/s  ({share})")
-    write_results("pipeline", results)
+    write_results("pipeline-partial" if args.only else "pipeline", results)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ from stream.core.timer_index import TimerIndex
 from stream.shell.api import add_api, census_total
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
+    deliveries,
     estimated_keys,
     group_by_partition,
+    install_drain_fast_path,
     partition_context,
     set_fetch_max_wait_ms,
 )
@@ -108,6 +110,7 @@ def owned_partitions(app: faust.App, topic: str) -> set[int] | None:
 def create_faust_app(settings: Settings) -> faust.App:
     """The bare Faust app configured from settings."""
     set_fetch_max_wait_ms(settings.fetch_max_wait_ms)
+    install_drain_fast_path(settings.fast_drain)
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -128,6 +131,11 @@ def create_faust_app(settings: Settings) -> faust.App:
         # just started) would sit with no partitions that long; it rejoins within 10 s.
         consumer_metadata_max_age_ms=10_000,
         producer_acks=-1,
+        # aiokafka sends one request per broker at a time; a send to a partition whose
+        # batch is full waits for that request to return. Faust's 16 KiB batches made
+        # every agent wait on broker round trips; 512 KiB keeps a micro-batch's output in
+        # one batch per partition (the broker's message.max.bytes is 1 MiB).
+        producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=8192,
         # Static membership (a StatefulSet pod's name): a restart within the session
         # timeout gets its partitions back without a rebalance.
@@ -145,6 +153,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     policy_source = PolicySource(settings.policy_file, catalog)
     app = create_faust_app(settings)
     metrics = Metrics()
+    metrics.consumer_deliveries = deliveries  # counted by the drain loop, process-wide
     metrics.set_policy(policy_source.current.version, marketing_actions(policy_source.current))
     topics = settings.topics
     limits = Limits(settings.dedupe_window, settings.recent_events)
@@ -161,7 +170,10 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
 
     def table(name: str) -> Any:
         """A bytes-to-bytes table co-partitioned with the customer-events topic."""
-        return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+        options = settings.rocksdb_options(name) if settings.store.startswith("rocksdb") else None
+        return app.Table(
+            name, partitions=settings.partitions, key_type=bytes, value_type=bytes, options=options
+        )
 
     customers = table("customers")
     due_table = table("due")

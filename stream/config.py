@@ -152,7 +152,27 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "static group membership id, stable across restarts (a StatefulSet pod name); "
         "empty: dynamic membership",
     ),
+    "JOURNEY_ROCKSDB_MEMORY_MB": (
+        "64",
+        "RocksDB memory per partition of the customers table: block cache, plus write "
+        "buffers of a quarter of it (two at most); the other tables an eighth of that",
+    ),
+    "JOURNEY_FAST_DRAIN": (
+        "true",
+        "deliver consumed messages to the streams without Faust's per-message task race "
+        "when nothing can block (faust-streaming 0.15.3 only; `false` keeps Faust's loop)",
+    ),
 }
+
+
+def parse_flag(name: str, value: str) -> bool:
+    """A true/false setting; anything else is refused with the setting's name."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -194,6 +214,24 @@ class Settings:
     api_token: str = ""
     advertised_url: str = ""
     decisions_kept: int = 20
+    fast_drain: bool = True
+    rocksdb_memory_mb: int = 64
+
+    def rocksdb_options(self, table: str) -> dict[str, int]:
+        """Faust's RocksDB options for one table's per-partition databases.
+
+        Faust's defaults (a 2 GiB block cache and three 64 MiB write buffers per database)
+        would let six tables of four partitions grow past 5 GiB; the customers table
+        gets ``rocksdb_memory_mb`` of block cache and the small tables an eighth of it.
+        """
+        budget = self.rocksdb_memory_mb * 1024 * 1024
+        if table != "customers":
+            budget //= 8
+        return {
+            "block_cache_size": budget,
+            "write_buffer_size": max(1024 * 1024, budget // 4),
+            "max_write_buffer_number": 2,
+        }
 
     @property
     def web_url(self) -> str:
@@ -253,4 +291,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_token=get("JOURNEY_API_TOKEN"),
         advertised_url=get("JOURNEY_ADVERTISED_URL"),
         decisions_kept=int(get("JOURNEY_DECISIONS_KEPT")),
+        fast_drain=parse_flag("JOURNEY_FAST_DRAIN", get("JOURNEY_FAST_DRAIN")),
+        rocksdb_memory_mb=int(get("JOURNEY_ROCKSDB_MEMORY_MB")),
     )

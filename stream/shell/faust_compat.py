@@ -10,14 +10,24 @@ on that partition.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import faust
 from faust import streams as faust_streams
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
+
+log = logging.getLogger(__name__)
+
+#: The faust-streaming release whose internals this module copies and patches.
+FAUST_VERSION = "0.15.3"
 
 
 @contextmanager
@@ -94,3 +104,141 @@ def set_fetch_max_wait_ms(milliseconds: int) -> None:
 
         AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
     _fetch_max_wait_ms = milliseconds
+
+
+#: Messages the worker's consumer handed to the streams, by path: ``direct`` (nothing could
+#: block, the delivery was awaited inline) or ``waited`` (Faust's own race against a
+#: rebalance). Read by the ``journey_consumer_deliveries_total`` metric.
+deliveries: dict[str, int] = {"direct": 0, "waited": 0}
+
+
+def delivery_check(consumer: Any) -> Callable[[Any], bool]:
+    """A check that delivering a message of a partition to its streams cannot block now.
+
+    Faust's conductor callback for a message waits on three things: flow control (off
+    during a rebalance), the producer buffer ebbing, and room in every subscribed stream's
+    queue; it also takes the conductor's callback lock. When none of them would wait, the
+    callback completes without suspending, so it needs no race against ``suspend_flow``.
+    """
+    app = consumer.app
+    suspended = consumer.suspend_flow.is_set
+    flow_active = app.flow_control.is_active
+    buffer = app.producer.buffer
+    conductor = app.topics
+    tp_index = conductor._tp_index
+    callback_lock = conductor._tp_to_callback_lock
+
+    def can_deliver_now(tp: Any) -> bool:
+        if suspended() or not flow_active() or callback_lock.locked():
+            return False
+        if buffer.size > buffer.max_messages:
+            return False
+        channels = tp_index.get(tp)
+        if not channels:
+            return False
+        return not any(channel.queue.full() for channel in channels)
+
+    return can_deliver_now
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - via broker
+    """faust-streaming 0.15.3's ``Consumer._drain_messages`` with one change.
+
+    Faust awaits every message's delivery through ``wait_first(callback(message),
+    suspend_flow.wait())``: four asyncio tasks started, awaited and three cancelled per
+    message, about half of a bare Faust agent's time. Here, when ``delivery_check`` says
+    nothing can block, the callback is awaited directly; otherwise Faust's own race runs,
+    so a rebalance still interrupts a delivery that waits. Everything else is Faust's code.
+    """
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    set_flag = self.diag.set_flag
+    unset_flag = self.diag.unset_flag
+    commit_every = self._commit_every
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    can_deliver_now = delivery_check(self)
+    counts = deliveries
+
+    yield_every = 100
+    num_since_yield = 0
+    sleep = asyncio.sleep
+
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            set_flag(CONSUMER_FETCHING)
+            ait = getmany(timeout=1.0)
+            # Sleeping because sometimes getmany is called in a loop
+            # never releasing to the event loop
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await sleep(0)
+                        num_since_yield = 0
+
+                    offset = message.offset
+                    r_offset = get_read_offset(tp)
+                    if r_offset is None or offset >= r_offset:
+                        gap = offset - (r_offset or 0)
+                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        if can_deliver_now(tp):
+                            counts["direct"] += 1
+                            await callback(message)
+                        else:
+                            counts["waited"] += 1
+                            await self.wait_first(callback(message), self.suspend_flow.wait())
+                        set_read_offset(tp, offset)
+                    else:
+                        self.log.dev(
+                            "DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value
+                        )
+                unset_flag(CONSUMER_FETCHING)
+
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        unset_flag(CONSUMER_FETCHING)
+
+
+_faust_drain_messages = FaustConsumer._drain_messages
+
+
+def install_drain_fast_path(enabled: bool = True) -> bool:
+    """Use ``_drain_messages`` as the consumer drain loop (or, disabled, Faust's own).
+
+    Process-wide and idempotent. Only for the pinned faust-streaming version the copy
+    was taken from; on any other the worker keeps Faust's own loop, logs why, and
+    returns False. Returns whether the fast path is in use.
+    """
+    if not enabled:
+        FaustConsumer._drain_messages = _faust_drain_messages  # type: ignore[method-assign]
+        return False
+    if faust.__version__ != FAUST_VERSION:
+        log.warning(
+            "faust-streaming %s is not %s: keeping Faust's own consumer drain loop",
+            faust.__version__,
+            FAUST_VERSION,
+        )
+        return False
+    FaustConsumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    return True

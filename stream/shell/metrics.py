@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from stream.core.events import DlqReason
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class CountsCollector(Collector):
+    """A labelled counter read at scrape time from counts kept elsewhere (a hot loop)."""
+
+    def __init__(
+        self, name: str, documentation: str, label: str, counts: Callable[[], Mapping[str, int]]
+    ) -> None:
+        self.name, self.documentation, self.label, self.counts = name, documentation, label, counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, count in self.counts().items():
+            family.add_metric([value], count)
+        yield family
 
 
 class Metrics:
@@ -216,6 +235,16 @@ class Metrics:
             "journey_rebalances_total",
             "Partition assignments this worker received (one per completed rebalance)",
             registry=r,
+        )
+        self.consumer_deliveries: dict[str, int] = {"direct": 0, "waited": 0}
+        r.register(
+            CountsCollector(
+                "journey_consumer_deliveries",
+                "Consumed messages handed to the streams, by path: direct (nothing could "
+                "block) or waited (Faust's race against a rebalance)",
+                "path",
+                lambda: self.consumer_deliveries,
+            )
         )
         self.table_keys = Gauge(
             "journey_table_keys",

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from stream.shell.metrics import Metrics
+from stream.shell.metrics import CountsCollector, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -27,10 +27,12 @@ METRIC = re.compile(r"\b(journey_[a-z_]+|up)\b")
 def registry() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Every metric the worker defines: name -> (type, labels)."""
     found = {}
-    for value in vars(Metrics()).values():
+    for value in Metrics().registry._collector_to_names:
         if isinstance(value, MetricWrapperBase):
             name = value._name + ("_total" if value._type == "counter" else "")
             found[name] = (value._type, tuple(value._labelnames))
+        elif isinstance(value, CountsCollector):
+            found[value.name + "_total"] = ("counter", (value.label,))
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -244,3 +245,16 @@ async def test_malformed_input_lands_in_the_dlq_with_reasons_and_the_worker_keep
     assert actions[0]["action"] == "service_recovery"
     assert worker.process is not None and worker.process.poll() is None
     assert 'journey_events_invalid_total{reason="too_large"} 1.0' in worker.metrics()
+
+
+def test_rocksdb_databases_open_with_bounded_memory(worker: WorkerProcess) -> None:
+    tables = Path(worker.env["JOURNEY_DATA_DIR"])
+    expected = {"customers": (16 << 20, 64 << 20), "due": (2 << 20, 8 << 20)}
+    for table, (write_buffer, block_cache) in expected.items():
+        databases = sorted(tables.rglob(f"{table}-*.db"))
+        assert databases, f"no {table} database under {tables}"
+        for database in databases:
+            options = max(database.glob("OPTIONS-*")).read_text()
+            assert f"  write_buffer_size={write_buffer}\n" in options
+            assert "  max_write_buffer_number=2\n" in options
+            assert f"capacity : {block_cache}\n" in (database / "LOG").read_text()

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from stream.config import SETTINGS_DOC, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -32,3 +34,27 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` ")), None)
         assert row is not None, f"{name} missing from the README configuration table"
         assert (f"`{default}`" in row) if default else "(empty)" in row, row
+
+
+def test_flags_accept_true_and_false_words_and_refuse_anything_else() -> None:
+    assert load_settings({"JOURNEY_FAST_DRAIN": "off"}).fast_drain is False
+    assert load_settings({"JOURNEY_FAST_DRAIN": "Yes"}).fast_drain is True
+    with pytest.raises(ValueError, match="JOURNEY_FAST_DRAIN"):
+        load_settings({"JOURNEY_FAST_DRAIN": "maybe"})
+
+
+def test_rocksdb_memory_is_bounded_per_table_partition() -> None:
+    settings = load_settings({"JOURNEY_ROCKSDB_MEMORY_MB": "64"})
+    customers = settings.rocksdb_options("customers")
+    assert customers == {
+        "block_cache_size": 64 << 20,
+        "write_buffer_size": 16 << 20,
+        "max_write_buffer_number": 2,
+    }
+    assert settings.rocksdb_options("due")["block_cache_size"] == 8 << 20
+    assert (
+        load_settings({"JOURNEY_ROCKSDB_MEMORY_MB": "2"}).rocksdb_options("due")[
+            "write_buffer_size"
+        ]
+        == 1 << 20
+    )  # never below RocksDB's useful minimum

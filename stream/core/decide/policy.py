@@ -77,10 +77,13 @@ class TimerTrigger:
 
     event: str
     when: Condition | None
+    excluded: frozenset[str] = frozenset()  # the policy's ``except``, for ``*``
 
     def matches(self, event_type: str) -> bool:
         """True if an event of this type is a candidate for the trigger (``when`` aside)."""
-        return self.event == ANY_EVENT or self.event == event_type
+        if self.event == ANY_EVENT:
+            return event_type not in self.excluded
+        return self.event == event_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +315,14 @@ def _timer_triggers(
         event = item["event"]
         if event != ANY_EVENT and event not in event_types:
             checker.problem((*path, index, "event"), f"unknown event type {event!r}")
-        triggers.append(TimerTrigger(event, checker.condition(item, "when", (*path, index))))
+        excluded = item.get("except", [])
+        if excluded and event != ANY_EVENT:
+            checker.problem((*path, index, "except"), "except is only for event '*'")
+        for position, name in enumerate(excluded):
+            if name not in event_types:
+                checker.problem((*path, index, "except", position), f"unknown event type {name!r}")
+        condition = checker.condition(item, "when", (*path, index))
+        triggers.append(TimerTrigger(event, condition, frozenset(excluded)))
     return tuple(triggers)
 
 

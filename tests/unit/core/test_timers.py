@@ -195,3 +195,22 @@ def test_firing_the_same_state_twice_gives_the_same_ids() -> None:
     b = fire(state, NOON_MS + 45 * MINUTE_MS, P)
     assert [x.action_id for x in a.send] == [x.action_id for x in b.send]
     assert [d.decision_id for d in a.decisions] == [d.decision_id for d in b.decisions]
+
+
+def test_an_any_event_trigger_skips_the_types_its_except_list_names() -> None:
+    policy = policy_from("""
+        format: 1
+        name: quiet
+        timers:
+          - name: quiet
+            delay: 10m
+            start: [{event: "*", except: [email_delivered, bounced]}]
+        actions:
+          - {id: check_in, category: marketing, channels: [web], triggers: [{timer: quiet}]}
+    """)
+    state = None
+    for echo in ("email_delivered", "bounced"):
+        state = step(state, build_event(echo, at_ms=NOON_MS), NOON_MS, LIMITS, policy).state
+        assert "quiet" not in state.timers
+    state = step(state, build_event("page_view", at_ms=NOON_MS), NOON_MS, LIMITS, policy).state
+    assert state.timers["quiet"]["armed_by"] == "page_view"

@@ -53,6 +53,16 @@ BROKEN = [
         [":7: actions/0/triggers/0/event:", "order_teleported"],
     ),
     (
+        "timer except not on *",
+        GOOD + "timers: [{name: t, delay: 1h, start: [{event: login, except: [search]}]}]\n",
+        ["timers/0/start/0/except:", "only for event '*'"],
+    ),
+    (
+        "timer except unknown type",
+        GOOD + "timers: [{name: t, delay: 1h, start: [{event: '*', except: [teleport]}]}]\n",
+        ["timers/0/start/0/except/0:", "teleport"],
+    ),
+    (
         "duplicate action",
         GOOD + GOOD.split("actions:\n")[1],
         [":8: actions/1/id:", "duplicate action id"],
