@@ -239,6 +239,12 @@ def worker_env(prefix: str, app_id: str, name: str, port: int) -> dict[str, str]
     }
 
 
+def save_metrics(url: str, path: Path) -> None:
+    """A worker's final /metrics page, kept beside its log."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        path.write_bytes(response.read())
+
+
 def stepped(urls: list[str]) -> int:
     """Events the process agents stepped so far, over every worker."""
     count = 0
@@ -273,8 +279,7 @@ async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> 
             progress.see(await asyncio.to_thread(stepped, urls))
             await asyncio.sleep(0.5)
         for n, url in enumerate(urls):  # kept beside the logs, to see what the workers did
-            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-                (WORK / f"{app_id}-w{n}.metrics").write_bytes(response.read())
+            await asyncio.to_thread(save_metrics, url, WORK / f"{app_id}-w{n}.metrics")
     finally:
         for process in processes:
             stop(process)
