@@ -22,10 +22,11 @@ from typing import Any
 
 from stream.core.stages import Stage
 from stream.core.state import (
-    CONTACT_HISTORY_LIMIT,
     STAGE_HISTORY_LIMIT,
     CustomerState,
     Limits,
+    amount,
+    bounded_contacts,
 )
 
 _STAGE_ORDER = {stage.value: index for index, stage in enumerate(Stage)}
@@ -56,7 +57,7 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
         a.consent[channel] = False
     a.app_installed = a.app_installed or b.app_installed
     a.open_cases = {**b.open_cases, **a.open_cases}
-    a.contacts = _by_time(a.contacts, b.contacts, "at_ms", "action_id")[-CONTACT_HISTORY_LIMIT:]
+    a.contacts = bounded_contacts(_by_time(a.contacts, b.contacts, "at_ms", "action_id"))
     a.sent_counts = _add(a.sent_counts, b.sent_counts)
     a.sent_by_channel = _add(a.sent_by_channel, b.sent_by_channel)
     a.responses = _add(a.responses, b.responses)
@@ -108,7 +109,7 @@ def _merge_carts(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
         mine = items.get(pid)
         if mine is None or item["quantity"] > mine["quantity"]:
             items[pid] = dict(item)
-    value = round(sum(float(i["quantity"] * i["price"]) for i in items.values()), 2)
+    value = amount(round(sum(float(i["quantity"] * i["price"]) for i in items.values()), 2))
     return {
         "items": items,
         "value": value,
@@ -120,7 +121,7 @@ def _merge_orders(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
     latest = x if (x["last_order_at_ms"] or 0) >= (y["last_order_at_ms"] or 0) else y
     return {
         "count": x["count"] + y["count"],
-        "revenue": round(x["revenue"] + y["revenue"], 2),
+        "revenue": amount(round(x["revenue"] + y["revenue"], 2)),
         "returns": x["returns"] + y["returns"],
         "last_order_id": latest["last_order_id"],
         "last_order_at_ms": latest["last_order_at_ms"],

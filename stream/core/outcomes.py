@@ -1,9 +1,9 @@
 """Outcomes reported by the channel senders, and what each one does to the customer state.
 
 An outcome names the ``action_id`` it answers. It is matched against the customer's
-contact history (the last ``CONTACT_HISTORY_LIMIT`` actions): an unknown action id (never
-sent, or too old) and a repeat of an outcome already recorded for that action change
-nothing and are counted by the shell. Otherwise:
+contact history (the last ``CONTACT_HISTORY_LIMIT`` actions of each category): an unknown
+action id (never sent, or too old) and a repeat of an outcome already recorded for that
+action change nothing and are counted by the shell. Otherwise:
 
 - ``opened``, ``clicked``, ``converted``: the customer is listening on that channel; the
   unanswered streak (fatigue) resets;

@@ -6,6 +6,8 @@ always give the same result, which is what makes changelog replay and tests exac
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,11 @@ from stream.core.stages import PURCHASE_EVENTS, Stage, next_stage
 STAGE_HISTORY_LIMIT = 20
 CONTACT_HISTORY_LIMIT = 50
 CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+# The stored state is JSON (orjson): no infinity (it would be written as null) and no
+# integer beyond 64 bits. The schemas bound neither prices nor quantities, so absurd but
+# valid ones saturate at these instead of making the state unwritable.
+MAX_AMOUNT = sys.float_info.max
+MAX_QUANTITY = 2**63 - 1
 # Inbound events that show the customer responding on an outbound channel.
 RESPONSE_CHANNEL: dict[str, str] = {
     "email_opened": "email",
@@ -218,6 +225,25 @@ def record_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Cus
     return new
 
 
+def bounded_contacts(contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest ``CONTACT_HISTORY_LIMIT`` contacts of each category, oldest first.
+
+    Per category, so that uncapped service contacts (a run of complaint callbacks) never
+    push the marketing contacts that caps and cooldowns count out of sight.
+    """
+    if len(contacts) <= CONTACT_HISTORY_LIMIT:
+        return contacts
+    kept: dict[str, int] = {}
+    newest_first = []
+    for contact in reversed(contacts):
+        category = contact.get("category", "")
+        if kept.get(category, 0) < CONTACT_HISTORY_LIMIT:
+            kept[category] = kept.get(category, 0) + 1
+            newest_first.append(contact)
+    newest_first.reverse()
+    return newest_first
+
+
 def append_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> None:
     """``record_contacts`` in place, on a state the caller owns (saves a copy per step).
 
@@ -226,7 +252,7 @@ def append_contacts(state: CustomerState, contacts: list[dict[str, Any]]) -> Non
     message on its channel.
     """
     state.contacts.extend(contacts)
-    del state.contacts[:-CONTACT_HISTORY_LIMIT]
+    state.contacts = bounded_contacts(state.contacts)
     for contact in contacts:
         state.sent_counts[contact["action"]] = state.sent_counts.get(contact["action"], 0) + 1
         if contact.get("group") == "control":
@@ -293,15 +319,20 @@ def _ignore(state: CustomerState, event: Event) -> None:
     return None
 
 
+def amount(value: float) -> float:
+    """A sum of money, saturated at the largest finite float (never inf)."""
+    return value if math.isfinite(value) else MAX_AMOUNT
+
+
 def _cart_value(items: dict[str, dict[str, Any]]) -> float:
-    return round(sum(float(item["quantity"] * item["price"]) for item in items.values()), 2)
+    return amount(round(sum(float(item["quantity"] * item["price"]) for item in items.values()), 2))
 
 
 def _add_to_cart(state: CustomerState, event: Event) -> None:
     props = event.properties
     items = state.cart["items"]
     item = items.setdefault(props["product_id"], {"quantity": 0, "price": 0.0, "category": None})
-    item["quantity"] += int(props.get("quantity", 1))
+    item["quantity"] = min(item["quantity"] + int(props.get("quantity", 1)), MAX_QUANTITY)
     item["price"] = float(props["price"])
     item["category"] = props.get("category", item["category"])
     state.cart["value"] = _cart_value(items)
@@ -336,7 +367,7 @@ def _purchase(state: CustomerState, event: Event) -> None:
     props = event.properties
     orders = state.orders
     orders["count"] += 1
-    orders["revenue"] = round(orders["revenue"] + float(props["value"]), 2)
+    orders["revenue"] = amount(round(orders["revenue"] + float(props["value"]), 2))
     orders["last_order_id"] = props["order_id"]
     orders["last_order_at_ms"] = event.occurred_at_ms
     orders["last_category"] = order_category(props) or orders["last_category"]
@@ -356,7 +387,8 @@ def _app_used(state: CustomerState, event: Event) -> None:
 
 
 def _unsubscribed(state: CustomerState, event: Event) -> None:
-    state.opt_outs["email"] = "unsubscribed"
+    # A hard bounce stays: it stops all email, an unsubscribe only marketing.
+    state.opt_outs.setdefault("email", "unsubscribed")
     state.consent["email"] = False
 
 

@@ -19,11 +19,15 @@ MINUTE_MS = 60_000
 
 
 def customer_zone(timezone: str | None, default: str) -> ZoneInfo:
-    """The customer's time zone, or the policy default if unknown or invalid."""
+    """The customer's time zone, or the policy default if unknown or invalid.
+
+    The name comes from the events' context (any string): besides unknown names, a
+    directory of the zone database ("Europe") or an overlong name fails with an OSError.
+    """
     if timezone:
         try:
             return ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
     return ZoneInfo(default)
 

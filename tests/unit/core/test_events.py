@@ -75,7 +75,7 @@ def test_valid_event_is_keyed_timestamped_and_hashed() -> None:
         (b"x" * 5000, DlqReason.TOO_LARGE),
         (b'{"a": "\xff"}', DlqReason.INVALID_UTF8),
         (b'{"a": ', DlqReason.INVALID_JSON),
-        (b'{"a": NaN}', DlqReason.INVALID_JSON),
+        (b'{"a": NaN}', DlqReason.INVALID_NUMBER),
         (b'"just a string"', DlqReason.NOT_AN_OBJECT),
         (None, DlqReason.NOT_AN_OBJECT),
     ],

@@ -114,3 +114,16 @@ def test_merge_keeps_every_opt_out_and_unites_timers_and_cases() -> None:
     assert set(merged.open_cases) == {"K1"}
     assert set(merged.timers) == {"inactivity", "cart_abandonment"}
     assert merged.next_due_ms() == 5
+
+
+def test_merging_huge_amounts_saturates_instead_of_overflowing() -> None:
+    from stream.core.state import MAX_AMOUNT
+
+    a, b = new_state("C1"), new_state("C2")
+    a.orders["revenue"] = b.orders["revenue"] = MAX_AMOUNT
+    item = {"quantity": 2, "price": MAX_AMOUNT}
+    a.cart["items"] = {"p1": dict(item)}
+    b.cart["items"] = {"p2": dict(item)}
+    merged = merge_states(a, b, Limits())
+    assert merged.orders["revenue"] == MAX_AMOUNT and merged.cart["value"] == MAX_AMOUNT
+    assert merged.to_json()  # finite: stored and read back

@@ -98,6 +98,15 @@ def test_hard_bounce_opts_out_but_soft_bounce_does_not() -> None:
     assert not apply(build_event("bounced", "email", {"bounce_type": "hard"})).has_consent("email")
 
 
+def test_an_unsubscribe_after_a_hard_bounce_does_not_reopen_service_email() -> None:
+    state = apply(
+        build_event("bounced", "email", {"bounce_type": "hard"}),
+        build_event("unsubscribed", "email", {}),
+    )
+    assert state.opt_outs == {"email": "hard_bounce"}
+    assert not state.may_contact("email", "service")
+
+
 def test_complaints_open_and_resolve_cases() -> None:
     opened = build_event("complaint_opened", "call_center", {"case_id": "K1", "reason": "late"})
     state = apply(opened)
@@ -126,3 +135,43 @@ def test_state_round_trips_through_json() -> None:
 
     state = apply(build_event("add_to_cart", properties={"product_id": "a", "price": 1.0}))
     assert CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict()))) == state
+
+
+def test_absurd_but_valid_amounts_saturate_and_the_state_stays_writable() -> None:
+    # Found by tests/unit/core/test_fuzz.py: the schemas bound neither prices nor
+    # quantities; an infinite sum was stored as null (the next order then raised) and a
+    # quantity beyond 64 bits made the state unwritable.
+    import sys
+
+    import orjson
+
+    from stream.core.state import MAX_QUANTITY, CustomerState
+
+    huge = {"product_id": "a", "price": 1e308, "quantity": 2.0**64}
+    state = apply(
+        build_event("add_to_cart", properties=huge),
+        build_event("add_to_cart", properties=huge),
+        build_event("order_completed", properties={"order_id": "o1", "value": 1e308}),
+        build_event("order_completed", properties={"order_id": "o2", "value": 1e308}),
+        build_event("add_to_cart", properties=huge),
+    )
+    assert state.cart["items"]["a"]["quantity"] == MAX_QUANTITY
+    assert state.cart["value"] == state.orders["revenue"] == sys.float_info.max
+    assert CustomerState.from_dict(orjson.loads(state.to_json())) == state
+    state = apply(
+        build_event("store_purchase", "store", {"store_id": "s", "order_id": "o3", "value": 1.0}),
+        state=state,
+    )
+    assert state.orders["count"] == 3
+
+
+def test_contact_history_keeps_the_newest_fifty_of_each_category() -> None:
+    from stream.core.state import CONTACT_HISTORY_LIMIT, bounded_contacts
+
+    email = [{"action_id": f"m{i}", "category": "marketing"} for i in range(3)]
+    calls = [{"action_id": f"s{i}", "category": "service"} for i in range(60)]
+    kept = bounded_contacts([*email, *calls])
+    assert [c["action_id"] for c in kept] == ["m0", "m1", "m2", *[f"s{i}" for i in range(10, 60)]]
+    assert len([c for c in kept if c["category"] == "service"]) == CONTACT_HISTORY_LIMIT
+    short = email[:2]
+    assert bounded_contacts(short) is short

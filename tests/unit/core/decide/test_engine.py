@@ -174,6 +174,20 @@ def test_customer_time_zone_decides_quiet_hours() -> None:
     assert result.decision.actions[0].send_after_ms is None
 
 
+def test_a_time_zone_name_that_is_no_zone_falls_back_to_the_policy_default() -> None:
+    # Found by tests/unit/core/test_fuzz.py: any string passes the schema, and a directory
+    # of the zone database or an overlong name made ZoneInfo raise an OSError.
+    policy = policy_from(QUIET)
+    for name in ("Europe", "a" * 300, "Europe/Paris/", "no/such/zone"):
+        _, [result] = run(
+            [order(context={"timezone": name, "consent": {"email": True}})],
+            policy,
+            now_ms=NOON_MS + 11 * HOUR_MS,  # 22:00 in Paris, the default
+        )
+        [action] = result.decision.actions
+        assert format_ms(action.send_after_ms) == "2026-11-24T07:00:00.000Z", name
+
+
 CONDITIONS = """
     format: 1
     name: cond
