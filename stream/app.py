@@ -44,13 +44,16 @@ from stream.shell.api import add_api, census_total
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
     deliveries,
+    enable_idempotent_producer,
     estimated_keys,
     group_by_partition,
     install_drain_fast_path,
+    install_recovery_fast_path,
     partition_context,
     set_fetch_max_wait_ms,
 )
 from stream.shell.identity_stage import IdentityStage, Moved, load_profile
+from stream.shell.kafka_security import broker_credentials, client_kwargs
 from stream.shell.lag import LagMonitor
 from stream.shell.learn_stage import LearnStage
 from stream.shell.metrics import Metrics
@@ -111,6 +114,8 @@ def create_faust_app(settings: Settings) -> faust.App:
     """The bare Faust app configured from settings."""
     set_fetch_max_wait_ms(settings.fetch_max_wait_ms)
     install_drain_fast_path(settings.fast_drain)
+    install_recovery_fast_path(settings.fast_drain)
+    enable_idempotent_producer()
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -140,6 +145,8 @@ def create_faust_app(settings: Settings) -> faust.App:
         # Static membership (a StatefulSet pod's name): a restart within the session
         # timeout gets its partitions back without a rebalance.
         consumer_group_instance_id=settings.group_instance_id or None,
+        broker_credentials=broker_credentials(settings),  # SASL/TLS; None for PLAINTEXT
+        processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
     )
 
@@ -182,7 +189,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     census_table = table("census")  # per partition: customers by stage, timers, held
     propensity = table("propensity")  # per action: the learned model's row
 
-    model_view = ModelView(settings.broker, topics.model, metrics, settings.fetch_max_wait_ms)
+    model_view = ModelView(
+        settings.broker, topics.model, metrics, settings.fetch_max_wait_ms, client_kwargs(settings)
+    )
     clock = settings.clock()
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
 
@@ -216,9 +225,10 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             topics.dlq, message.key, dlq_record(rejection, message.value, source, received_at_ms)
         )
 
-    async def ingest_one(event: EventT, received_at_ms: int) -> None:
+    async def ingest_one(event: EventT, received_at_ms: int, now_ms: int) -> None:
         message = event.message
-        decoded = decode_event(message.value, channel_of_topic.get(message.topic), decode_options)
+        channel = channel_of_topic.get(message.topic)
+        decoded = decode_event(message.value, channel, decode_options, now_ms)
         if isinstance(decoded, Rejection):
             await dead_letter(event, decoded, received_at_ms)
             return
@@ -232,9 +242,10 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_s):
             started = time.perf_counter()
             received_at_ms = wall_ms()
+            now_ms = clock.now_ms()  # occurred_at is judged against the processing clock
             for event in batch:
                 try:
-                    await ingest_one(event, received_at_ms)
+                    await ingest_one(event, received_at_ms, now_ms)
                 except Exception as exc:  # decode never raises on input; this is a bug
                     log.exception("ingest failed at offset %s", event.message.offset)
                     await dead_letter(event, processing_error(exc), received_at_ms)

@@ -10,7 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from stream.config import load_settings
+from stream.config import SettingsError, load_settings
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -35,6 +35,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from stream.shell.kafka_security import client_kwargs
     from stream.simulate.producer import run_simulation
 
     settings = load_settings()
@@ -58,6 +59,7 @@ def _simulate(args: argparse.Namespace) -> int:
             clock_now_ms=clock.now_ms if clock.speed != 1 or clock.start_ms else None,
             step_ms=args.step_ms,
             lapse_share=args.lapse_share,
+            security=client_kwargs(settings),
         )
     )
     print(
@@ -68,6 +70,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _sender(args: argparse.Namespace) -> int:
+    from stream.shell.kafka_security import client_kwargs
     from stream.simulate.preferences import preferences_for
     from stream.simulate.sender import SenderStats, run_sender
 
@@ -96,6 +99,7 @@ def _sender(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 clock_now_ms=clock.now_ms,
                 on_progress=progress if not args.quiet else None,
+                security=client_kwargs(settings),
             )
         )
     return 0
@@ -302,4 +306,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "report": _report,
         "customer": _customer,
     }
-    sys.exit(handlers[args.command](args))
+    try:
+        code = handlers[args.command](args)
+    except SettingsError as exc:  # a bad JOURNEY_* setting: its name and the fix, no traceback
+        print(f"journey {args.command}: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

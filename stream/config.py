@@ -7,9 +7,10 @@ names, defaults and meanings live in one place.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from stream.shell.clock import Clock, clock_from
 
@@ -157,12 +158,62 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "RocksDB memory per partition of the customers table: block cache, plus write "
         "buffers of a quarter of it (two at most); the other tables an eighth of that",
     ),
+    "JOURNEY_PROCESSING_GUARANTEE": (
+        "at_least_once",
+        "Faust's processing guarantee: at_least_once (with idempotency keys downstream) or "
+        "exactly_once (Kafka transactions; evaluated, not recommended: see README)",
+    ),
     "JOURNEY_FAST_DRAIN": (
         "true",
-        "deliver consumed messages to the streams without Faust's per-message task race "
-        "when nothing can block (faust-streaming 0.15.3 only; `false` keeps Faust's loop)",
+        "Faust fast paths: deliver consumed messages without Faust's per-message task race "
+        "when nothing can block, restore changelogs without its per-record wait "
+        "(faust-streaming 0.15.3 only; `false` keeps Faust's own loops)",
     ),
+    "JOURNEY_SECURITY_PROTOCOL": (
+        "PLAINTEXT",
+        "how every Kafka client talks to the broker: `PLAINTEXT`, `SSL` (TLS), "
+        "`SASL_PLAINTEXT` or `SASL_SSL` (SASL over TLS)",
+    ),
+    "JOURNEY_SASL_MECHANISM": (
+        "PLAIN",
+        "SASL mechanism of the SASL protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
+    ),
+    "JOURNEY_SASL_USERNAME": ("", "SASL user name (required by the SASL protocols)"),
+    "JOURNEY_SASL_PASSWORD_FILE": (
+        "",
+        "file holding the SASL password (one trailing newline ignored): the preferred way, "
+        "the secret stays out of the environment and the process list",
+    ),
+    "JOURNEY_SASL_PASSWORD": (
+        "",
+        "the SASL password itself, where a file is impossible (visible in the process "
+        "environment); set this or JOURNEY_SASL_PASSWORD_FILE, not both",
+    ),
+    "JOURNEY_SSL_CAFILE": (
+        "",
+        "PEM file of the CA certificates the broker's certificate is checked against "
+        "(`SSL`, `SASL_SSL`; default: the system's CAs)",
+    ),
+    "JOURNEY_SSL_CERTFILE": (
+        "",
+        "client certificate (PEM) for brokers that require mutual TLS; may also hold the key",
+    ),
+    "JOURNEY_SSL_KEYFILE": ("", "unencrypted private key (PEM) of JOURNEY_SSL_CERTFILE"),
 }
+
+SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting with a value the worker cannot run with; the message names the setting."""
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; anything else is refused with the setting's name."""
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def parse_flag(name: str, value: str) -> bool:
@@ -172,7 +223,7 @@ def parse_flag(name: str, value: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be true or false, not {value!r}")
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -216,6 +267,14 @@ class Settings:
     decisions_kept: int = 20
     fast_drain: bool = True
     rocksdb_memory_mb: int = 64
+    processing_guarantee: str = "at_least_once"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # the secret: never in a repr or log
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
     def rocksdb_options(self, table: str) -> dict[str, int]:
         """Faust's RocksDB options for one table's per-partition databases.
@@ -246,6 +305,114 @@ class Settings:
     def broker_url(self) -> str:
         """Broker list in Faust's URL form."""
         return ";".join(f"kafka://{b.strip()}" for b in self.broker.split(","))
+
+    @property
+    def uses_sasl(self) -> bool:
+        """True if the clients authenticate with SASL."""
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        """True if the clients talk TLS to the broker."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+
+def _readable_file(name: str, value: str) -> Path | None:
+    """The file a setting names (None if empty); refused unless it can be read."""
+    if not value:
+        return None
+    path = Path(value)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {value} ({exc.strerror or exc})") from None
+    return path
+
+
+def _sasl_password(get: Callable[[str], str]) -> str:
+    """The SASL password, from JOURNEY_SASL_PASSWORD_FILE (preferred) or JOURNEY_SASL_PASSWORD."""
+    password_file, password = get("JOURNEY_SASL_PASSWORD_FILE"), get("JOURNEY_SASL_PASSWORD")
+    if password_file and password:
+        raise SettingsError(
+            "set JOURNEY_SASL_PASSWORD_FILE or JOURNEY_SASL_PASSWORD, not both "
+            "(the file is preferred)"
+        )
+    if not password_file:
+        return password
+    try:
+        text = Path(password_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(
+            f"JOURNEY_SASL_PASSWORD_FILE: cannot read {password_file} ({reason})"
+        ) from None
+    text = text.removesuffix("\n").removesuffix("\r")  # as written by `echo` or a text editor
+    if not text:
+        raise SettingsError(f"JOURNEY_SASL_PASSWORD_FILE: {password_file} is empty")
+    return text
+
+
+class _Security(TypedDict):
+    security_protocol: str
+    sasl_mechanism: str
+    sasl_username: str
+    sasl_password: str
+    ssl_cafile: Path | None
+    ssl_certfile: Path | None
+    ssl_keyfile: Path | None
+
+
+def _security(get: Callable[[str], str]) -> _Security:
+    """The Kafka security settings, checked together (the errors name the setting)."""
+    protocol = get("JOURNEY_SECURITY_PROTOCOL").strip().upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"JOURNEY_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+            f"not {get('JOURNEY_SECURITY_PROTOCOL')!r}"
+        )
+    mechanism = get("JOURNEY_SASL_MECHANISM").strip().upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise SettingsError(
+            f"JOURNEY_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+            f"not {get('JOURNEY_SASL_MECHANISM')!r}"
+        )
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    tls = protocol in ("SSL", "SASL_SSL")
+    # A credential or certificate the protocol would silently ignore is refused: whoever set
+    # it believes the connection is authenticated or encrypted.
+    for name in ("JOURNEY_SASL_USERNAME", "JOURNEY_SASL_PASSWORD_FILE", "JOURNEY_SASL_PASSWORD"):
+        if get(name) and not sasl:
+            raise SettingsError(
+                f"{name} is set but JOURNEY_SECURITY_PROTOCOL is {protocol}: "
+                "SASL needs SASL_PLAINTEXT or SASL_SSL"
+            )
+    for name in ("JOURNEY_SSL_CAFILE", "JOURNEY_SSL_CERTFILE", "JOURNEY_SSL_KEYFILE"):
+        if get(name) and not tls:
+            raise SettingsError(
+                f"{name} is set but JOURNEY_SECURITY_PROTOCOL is {protocol}: "
+                "TLS needs SSL or SASL_SSL"
+            )
+    username = get("JOURNEY_SASL_USERNAME")
+    password = _sasl_password(get)
+    if sasl and not username:
+        raise SettingsError(f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_USERNAME")
+    if sasl and not password:
+        raise SettingsError(
+            f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_PASSWORD_FILE "
+            "(or JOURNEY_SASL_PASSWORD)"
+        )
+    if get("JOURNEY_SSL_KEYFILE") and not get("JOURNEY_SSL_CERTFILE"):
+        raise SettingsError("JOURNEY_SSL_KEYFILE needs JOURNEY_SSL_CERTFILE (its certificate)")
+    return _Security(
+        security_protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=username,
+        sasl_password=password,
+        ssl_cafile=_readable_file("JOURNEY_SSL_CAFILE", get("JOURNEY_SSL_CAFILE")),
+        ssl_certfile=_readable_file("JOURNEY_SSL_CERTFILE", get("JOURNEY_SSL_CERTFILE")),
+        ssl_keyfile=_readable_file("JOURNEY_SSL_KEYFILE", get("JOURNEY_SSL_KEYFILE")),
+    )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -293,4 +460,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         decisions_kept=int(get("JOURNEY_DECISIONS_KEPT")),
         fast_drain=parse_flag("JOURNEY_FAST_DRAIN", get("JOURNEY_FAST_DRAIN")),
         rocksdb_memory_mb=int(get("JOURNEY_ROCKSDB_MEMORY_MB")),
+        processing_guarantee=parse_choice(
+            "JOURNEY_PROCESSING_GUARANTEE",
+            get("JOURNEY_PROCESSING_GUARANTEE"),
+            ("at_least_once", "exactly_once"),
+        ),
+        **_security(get),
     )

@@ -15,14 +15,18 @@ import logging
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from time import monotonic
 from typing import Any
 
 import faust
 from faust import streams as faust_streams
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
+from faust.utils.tracing import finish_span
+from mode.services import ServiceTask
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +166,12 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     acks_enabled_for = self.app.topics.acks_enabled_for
     can_deliver_now = delivery_check(self)
     counts = deliveries
+    acked_index = self._acked_index
+    committed_offset = self._committed_offset
+
+    def redeliverable(tp: Any, offset: int) -> bool:
+        committed = committed_offset.get(tp)
+        return (committed is None or offset >= committed) and offset not in acked_index[tp]
 
     yield_every = 100
     num_since_yield = 0
@@ -183,24 +193,35 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
-                    if r_offset is None or offset >= r_offset:
+                    behind = r_offset is not None and offset < r_offset
+                    if behind and not redeliverable(tp, offset):
+                        counts["dropped"] += 1  # acked already, or before the commit
+                        continue
+                    if behind:
+                        # Faust drops it: after a rebalance a record prefetched from the
+                        # old position can move the read offset past the committed one the
+                        # partition was sought back to, and every record re-read in between
+                        # is dropped, never acked, and the partition's commits stall for
+                        # good. Delivered instead: processing is idempotent downstream.
+                        counts["behind"] += 1
+                        log.info(
+                            "redelivering %s offset %s behind read offset %s", tp, offset, r_offset
+                        )
+                    else:
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset and acks_enabled_for(message.topic):
                             await self._add_gap(tp, r_offset + 1, offset)
-                        if commit_every is not None and self._n_acked >= commit_every:
-                            self._n_acked = 0
-                            await self.commit()
-                        if can_deliver_now(tp):
-                            counts["direct"] += 1
-                            await callback(message)
-                        else:
-                            counts["waited"] += 1
-                            await self.wait_first(callback(message), self.suspend_flow.wait())
-                        set_read_offset(tp, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if can_deliver_now(tp):
+                        counts["direct"] += 1
+                        await callback(message)
                     else:
-                        self.log.dev(
-                            "DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value
-                        )
+                        counts["waited"] += 1
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    if not behind:
+                        set_read_offset(tp, offset)
                 unset_flag(CONSUMER_FETCHING)
 
     except self.consumer_stopped_errors:
@@ -241,4 +262,145 @@ def install_drain_fast_path(enabled: bool = True) -> bool:
         )
         return False
     FaustConsumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    return True
+
+
+def enable_idempotent_producer() -> None:
+    """Make the worker's producer idempotent (process-wide, idempotent).
+
+    Faust turns aiokafka's ``enable_idempotence`` on only inside transactions. With it,
+    a batch the producer retries after a broker restart or a lost response is written
+    once: no duplicate changelog, action or explain records from retries. It needs
+    ``acks=all``, which the worker sets anyway.
+    """
+    from faust.transport.drivers.aiokafka import Producer as AIOKafkaFaustProducer
+
+    def settings_extra(self: Any) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+    AIOKafkaFaustProducer._settings_extra = settings_extra  # type: ignore[method-assign]
+
+
+async def _slurp_changelogs(self: Any) -> None:  # pragma: no cover - via broker
+    """faust-streaming 0.15.3's ``Recovery._slurp_changelogs`` with three changes.
+
+    Faust spends most of a restore on per-record overhead: an ``asyncio.wait_for`` (a
+    task and a timer) around every queue read, two debug f-strings formatted for every
+    record, and a recovery-end check that sums every partition's remaining offsets after
+    every record. Here a record already queued is taken without ``wait_for``, nothing is
+    formatted, and the end check runs when the queue is empty (at the end of a restore it
+    always is). The records applied and their order are Faust's.
+    """
+    changelog_queue = self.tables.changelog_queue
+    tp_to_table = self.tp_to_table
+    active_tps = self.active_tps
+    standby_tps = self.standby_tps
+    active_offsets = self.active_offsets
+    standby_offsets = self.standby_offsets
+    active_events_received_at = self._active_events_received_at
+    standby_events_received_at = self._standby_events_received_at
+    buffers = self.buffers
+    buffer_sizes = self.buffer_sizes
+    processing_times = self._processing_times
+
+    async def maybe_signal_recovery_end(timed_out: bool = False, timeout_count: int = 0) -> None:
+        if timed_out and self.app.in_transaction and timeout_count > 1:
+            await detect_aborted_tx()
+        if self.in_recovery and not self.need_recovery():
+            self.flush_buffers()
+            self._set_recovery_ended()
+            if self._actives_span is not None:
+                self._actives_span.set_tag("Actives-Ready", True)
+            self.signal_recovery_end.set()
+
+    async def detect_aborted_tx() -> None:
+        highwaters = self.active_highwaters
+        offsets = self.active_offsets
+        for tp, highwater in highwaters.items():
+            behind = highwater is not None and offsets[tp] is not None and offsets[tp] < highwater
+            if behind and await self.app.consumer.position(tp) >= highwater:
+                log.info("Aborted tx until highwater for %s", tp)
+                offsets[tp] = highwater
+
+    timeout_count = 0
+    while not self.should_stop:
+        try:
+            self.signal_recovery_end.clear()
+            if changelog_queue.empty():
+                try:
+                    event = await asyncio.wait_for(changelog_queue.get(), timeout=5.0)
+                except TimeoutError:
+                    timeout_count += 1
+                    if self.should_stop:
+                        return
+                    await maybe_signal_recovery_end(timed_out=True, timeout_count=timeout_count)
+                    continue
+            else:
+                event = changelog_queue.get_nowait()
+            now = monotonic()
+            timeout_count = 0
+            message = event.message
+            tp = message.tp
+            offset = message.offset
+            bufsize = buffer_sizes.get(tp)
+            is_active = False
+            if tp in active_tps:
+                is_active = True
+                table = tp_to_table[tp]
+                offsets = active_offsets
+                if bufsize is None:
+                    bufsize = buffer_sizes[tp] = table.recovery_buffer_size
+                active_events_received_at[tp] = now
+            elif tp in standby_tps:
+                table = tp_to_table[tp]
+                offsets = standby_offsets
+                if bufsize is None:
+                    bufsize = buffer_sizes[tp] = table.standby_buffer_size
+                    standby_events_received_at[tp] = now
+            else:
+                log.warning("recovery unknown topic %s offset %s", tp, offset)
+
+            seen_offset = offsets.get(tp, None)
+            if seen_offset is None or offset > seen_offset:
+                offsets[tp] = offset
+                buf = buffers[table]
+                buf.append(event)
+                await table.on_changelog_event(event)
+                if len(buf) >= bufsize:
+                    table.apply_changelog_batch(buf)
+                    buf.clear()
+                    self._last_flush_at = now
+                now_after = monotonic()
+                if is_active:
+                    last_processed_at = self._last_active_event_processed_at
+                    if last_processed_at is not None:
+                        processing_times.append(now_after - last_processed_at)
+                        if len(processing_times) > self.num_samples_required_for_estimate:
+                            processing_times.popleft()
+                    self._last_active_event_processed_at = now_after
+
+            if changelog_queue.empty():
+                await maybe_signal_recovery_end()
+                standby_ready = self._standbys_span is None and self.tables.standbys_ready
+                if not standby_ready and not self.standby_remaining_total():
+                    if self._standbys_span:
+                        finish_span(self._standbys_span)
+                        self._standbys_span = None
+                    self.tables.on_standbys_ready()
+        except Exception as ex:
+            log.warning("Error in recovery %s", ex)
+
+
+_faust_slurp_changelogs = Recovery._slurp_changelogs
+
+
+def install_recovery_fast_path(enabled: bool = True) -> bool:
+    """Use ``_slurp_changelogs`` for table recovery (or, disabled, Faust's own).
+
+    Process-wide and idempotent; only on the pinned faust-streaming version.
+    """
+    if not enabled or faust.__version__ != FAUST_VERSION:
+        Recovery._slurp_changelogs = _faust_slurp_changelogs
+        return False
+    Recovery._slurp_changelogs = ServiceTask(_slurp_changelogs)
     return True

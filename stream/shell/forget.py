@@ -17,21 +17,24 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.config import Settings
+from stream.shell.kafka_security import client_kwargs
 
 
 async def forget(settings: Settings, customer_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
     """Request the erasure of a customer and return the worker's audit record."""
     key = customer_id.encode()
     requested_at_ms = int(time.time() * 1000)
+    security = client_kwargs(settings)
     consumer = AIOKafkaConsumer(
         settings.topics.erasures,
         bootstrap_servers=settings.broker,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **security,
     )
     await consumer.start()
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **security)
         await producer.start()
         try:
             request = {"erase": {"requested_at_ms": requested_at_ms, "requested_for": customer_id}}

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from stream.shell.kafka_security import credentials_client_kwargs
 from stream.shell.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class LagMonitor:
 
     async def run(self, interval_s: float) -> None:
         """Measure forever; errors are logged and the next round tries again."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker)
+        # authenticated as the worker's own consumer is: the app's broker credentials
+        security = credentials_client_kwargs(self.app.conf.broker_credentials)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.broker, **security)
         await admin.start()
         try:
             while True:

@@ -236,12 +236,18 @@ class Metrics:
             "Partition assignments this worker received (one per completed rebalance)",
             registry=r,
         )
-        self.consumer_deliveries: dict[str, int] = {"direct": 0, "waited": 0}
+        self.consumer_deliveries: dict[str, int] = {
+            "direct": 0,
+            "waited": 0,
+            "behind": 0,
+            "dropped": 0,
+        }
         r.register(
             CountsCollector(
                 "journey_consumer_deliveries",
-                "Consumed messages handed to the streams, by path: direct (nothing could "
-                "block) or waited (Faust's race against a rebalance)",
+                "Consumed messages by path: direct (nothing could block), waited (Faust's "
+                "race against a rebalance); behind (of those, re-read behind the read offset "
+                "and not yet acked, which Faust would drop), dropped (behind it, acked)",
                 "path",
                 lambda: self.consumer_deliveries,
             )

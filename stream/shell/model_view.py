@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -39,11 +40,19 @@ async def caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) 
 class ModelView:
     """The latest learned rows, kept current by ``run``."""
 
-    def __init__(self, broker: str, topic: str, metrics: Metrics, fetch_max_wait_ms: int) -> None:
+    def __init__(
+        self,
+        broker: str,
+        topic: str,
+        metrics: Metrics,
+        fetch_max_wait_ms: int,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self.broker = broker
         self.topic = topic
         self.metrics = metrics
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.security = security or {}  # kafka_security.client_kwargs of the settings
         self.current: PropensityModel = EMPTY_MODEL
         self.loaded = asyncio.Event()  # set once the topic was read up to its end once
         self._newest_ts_ms = 0
@@ -82,7 +91,9 @@ class ModelView:
                 await asyncio.sleep(RETRY_S)
 
     async def _follow(self) -> None:
-        consumer = whole_topic_consumer(self.broker, self.topic, self.fetch_max_wait_ms)
+        consumer = whole_topic_consumer(
+            self.broker, self.topic, self.fetch_max_wait_ms, security=self.security
+        )
         await consumer.start()
         try:
             end = await end_offsets(consumer, deadline_s=None)
@@ -99,10 +110,16 @@ class ModelView:
             await consumer.stop()
 
 
-def whole_topic_consumer(broker: str, topic: str, fetch_max_wait_ms: int = 500) -> AIOKafkaConsumer:
+def whole_topic_consumer(
+    broker: str,
+    topic: str,
+    fetch_max_wait_ms: int = 500,
+    security: Mapping[str, Any] | None = None,
+) -> AIOKafkaConsumer:
     """A consumer of every partition of ``topic`` from the beginning, outside any group.
 
     (Without a group id, aiokafka assigns a subscribed topic's partitions all to us.)
+    ``security``: the SASL/TLS arguments of ``kafka_security.client_kwargs``.
     """
     return AIOKafkaConsumer(
         topic,
@@ -112,6 +129,7 @@ def whole_topic_consumer(broker: str, topic: str, fetch_max_wait_ms: int = 500) 
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,
         metadata_max_age_ms=5_000,
+        **(security or {}),
     )
 
 

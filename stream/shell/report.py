@@ -14,12 +14,15 @@ import orjson
 
 from stream.config import Settings
 from stream.core.uplift import Uplift, learned_rates
+from stream.shell.kafka_security import client_kwargs
 from stream.shell.model_view import caught_up, end_offsets, whole_topic_consumer
 
 
 async def read_model(settings: Settings, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """The latest learned row of every action (empty if nothing was learnt yet)."""
-    consumer = whole_topic_consumer(settings.broker, settings.topics.model)
+    consumer = whole_topic_consumer(
+        settings.broker, settings.topics.model, security=client_kwargs(settings)
+    )
     await consumer.start()
     try:
         end = await end_offsets(consumer, deadline_s=timeout_s)

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from stream.config import Settings
+from stream.shell.kafka_security import client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ async def _wait_visible(admin: AIOKafkaAdminClient, topics: list[str], deadline:
 
 async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Create every missing topic of the contract; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.broker, request_timeout_ms=15000, **client_kwargs(settings)
+    )
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         try:

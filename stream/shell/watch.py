@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import Settings
 from stream.core.timestamps import format_ms
+from stream.shell.kafka_security import client_kwargs
 
 SUMMARY_EVERY_S = 5.0
 SUMMARY_METRICS = (
@@ -107,6 +108,7 @@ async def watch_actions(
         bootstrap_servers=settings.broker,
         auto_offset_reset="latest",
         enable_auto_commit=False,
+        **client_kwargs(settings),
     )
     await consumer.start()
     clock = settings.clock()

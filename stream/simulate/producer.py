@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -73,6 +74,7 @@ async def run_simulation(
     clock_now_ms: Callable[[], int] | None = None,
     step_ms: int | None = None,
     lapse_share: float = 0.0,
+    security: Mapping[str, Any] | None = None,
 ) -> SimulationStats:
     """Produce simulated journeys to ``<prefix>events.<channel>`` at ``rate`` events/s until done.
 
@@ -83,7 +85,8 @@ async def run_simulation(
     720 times faster than the wall clock. With ``clock_now_ms`` (the workers' clock) the
     events are paced by their ``occurred_at`` on that clock instead of by count, so event
     time and the workers' processing time stay together; ``rate`` then only sets how busy
-    customers are. ``step_ms`` and ``lapse_share``: see ``generate_events``.
+    customers are. ``step_ms`` and ``lapse_share``: see ``generate_events``. ``security``: the
+    SASL/TLS arguments of ``kafka_security.client_kwargs`` (none for a PLAINTEXT broker).
     """
     if start_ms is None:
         start_ms = int(time.time() * 1000)
@@ -97,6 +100,7 @@ async def run_simulation(
         enable_idempotence=True,
         linger_ms=5,
         value_serializer=orjson.dumps,
+        **(security or {}),
     )
     await _start(producer)
     pacer = _Pacer(rate, max_events, duration_s)

@@ -24,7 +24,7 @@ import hashlib
 import random
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,12 +233,14 @@ async def run_sender(
     stop: asyncio.Event | None = None,
     clock_now_ms: Callable[[], int] | None = None,
     on_progress: Callable[[SenderStats], None] | None = None,
+    security: Mapping[str, Any] | None = None,
 ) -> SenderStats:
     """Answer actions with outcomes until ``duration_s``, ``stop`` is set, or cancellation.
 
     Offsets are committed after the batch's outcomes are acknowledged (at least once; a
     redelivered action gives the same outcome ids). ``clock_now_ms`` is the engine's clock
     (default: wall clock); ``on_progress`` gets a snapshot about once a second and at the end.
+    ``security``: the SASL/TLS arguments of ``kafka_security.client_kwargs``.
     """
     handler = ActionHandler(prefs, seed, prefix)
     now_ms = clock_now_ms or _wall_clock_ms
@@ -249,6 +251,7 @@ async def run_sender(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         metadata_max_age_ms=5000,  # pick up action topics created after the start
+        **(security or {}),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=broker,
@@ -256,6 +259,7 @@ async def run_sender(
         enable_idempotence=True,
         linger_ms=5,
         value_serializer=orjson.dumps,
+        **(security or {}),
     )
     started = time.monotonic()
     await _start(producer)

@@ -246,6 +246,11 @@ def broker() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A fresh topic prefix and app id for one test module."""
+    yield new_deployment(tmp_path_factory)
+
+
+def new_deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """A fresh topic prefix, app id, settings and state directory."""
     run_id = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
@@ -264,7 +269,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     }
     tmp = tmp_path_factory.mktemp(run_id)
     env["JOURNEY_POLICY_FILE"] = str(shipped_rules(tmp))
-    yield Deployment(load_settings(env), env, tmp, load_catalog())
+    return Deployment(load_settings(env), env, tmp, load_catalog())
 
 
 def shipped_rules(directory: Path) -> Path:

@@ -52,3 +52,92 @@ async def test_worker_consumer_fetch_wait_is_lowered_from_fausts_fixed_value() -
     assert thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == 40
     set_fetch_max_wait_ms(50)
     assert thread._create_worker_consumer(app.transport)._fetch_max_wait_ms == 50
+
+
+def test_the_worker_producer_is_idempotent_with_acks_all() -> None:
+    import faust
+
+    from stream.shell.faust_compat import enable_idempotent_producer
+
+    enable_idempotent_producer()
+    app = faust.App("idempotent-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    settings = app.producer._settings_extra()
+    assert settings == {"acks": "all", "enable_idempotence": True}
+
+
+class FakeQueue:
+    def __init__(self, full: bool = False) -> None:
+        self._full = full
+
+    def full(self) -> bool:
+        return self._full
+
+
+def fake_consumer(**overrides: object) -> SimpleNamespace:
+    """The parts of Faust's consumer and app that ``delivery_check`` reads."""
+    import asyncio
+
+    from mode.utils.queues import FlowControlEvent
+
+    parts: dict[str, object] = {
+        "suspend_flow": asyncio.Event(),
+        "flow_control": FlowControlEvent(initially_suspended=False),
+        "buffer": SimpleNamespace(size=0, max_messages=100),
+        "channels": {"tp": [SimpleNamespace(queue=FakeQueue())]},
+        "lock": asyncio.Lock(),
+    }
+    parts.update(overrides)
+    topics = SimpleNamespace(_tp_index=parts["channels"], _tp_to_callback_lock=parts["lock"])
+    app = SimpleNamespace(
+        flow_control=parts["flow_control"],
+        producer=SimpleNamespace(buffer=parts["buffer"]),
+        topics=topics,
+    )
+    return SimpleNamespace(app=app, suspend_flow=parts["suspend_flow"])
+
+
+async def test_delivery_is_direct_only_when_nothing_could_block() -> None:
+    import asyncio
+
+    from mode.utils.queues import FlowControlEvent
+
+    from stream.shell.faust_compat import delivery_check
+
+    assert delivery_check(fake_consumer())("tp") is True
+    suspended = asyncio.Event()
+    suspended.set()
+    assert delivery_check(fake_consumer(suspend_flow=suspended))("tp") is False
+    flow = FlowControlEvent()  # suspended until Faust resumes it, as during a rebalance
+    assert delivery_check(fake_consumer(flow_control=flow))("tp") is False
+    full_buffer = SimpleNamespace(size=101, max_messages=100)
+    assert delivery_check(fake_consumer(buffer=full_buffer))("tp") is False
+    full = {"tp": [SimpleNamespace(queue=FakeQueue()), SimpleNamespace(queue=FakeQueue(True))]}
+    assert delivery_check(fake_consumer(channels=full))("tp") is False
+    assert delivery_check(fake_consumer())("unknown-tp") is False
+    lock = asyncio.Lock()
+    await lock.acquire()
+    assert delivery_check(fake_consumer(lock=lock))("tp") is False
+
+
+def test_the_fast_path_can_be_switched_off_and_on() -> None:
+    from faust.transport.consumer import Consumer
+
+    from stream.shell import faust_compat
+
+    assert faust_compat.install_drain_fast_path(False) is False
+    assert Consumer._drain_messages is faust_compat._faust_drain_messages
+    assert faust_compat.install_drain_fast_path(True) is True
+    assert Consumer._drain_messages is faust_compat._drain_messages
+
+
+def test_the_recovery_fast_path_is_a_service_task_of_faust_recovery() -> None:
+    from faust.tables.recovery import Recovery
+    from mode.services import ServiceTask
+
+    from stream.shell import faust_compat
+
+    assert faust_compat.install_recovery_fast_path(False) is False
+    assert Recovery._slurp_changelogs is faust_compat._faust_slurp_changelogs
+    assert faust_compat.install_recovery_fast_path(True) is True
+    task = Recovery._slurp_changelogs
+    assert isinstance(task, ServiceTask) and task.fun is faust_compat._slurp_changelogs
