@@ -240,9 +240,12 @@ def worker_env(prefix: str, app_id: str, name: str, port: int) -> dict[str, str]
 
 
 def save_metrics(url: str, path: Path) -> None:
-    """A worker's final /metrics page, kept beside its log."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-        path.write_bytes(response.read())
+    """A worker's final /metrics page, kept beside its log (a dead worker has none)."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            path.write_bytes(response.read())
+    except OSError as exc:
+        print(f"no metrics from {url}: {exc}", flush=True)
 
 
 def stepped(urls: list[str]) -> int:

@@ -30,6 +30,9 @@ from mode.services import ServiceTask
 
 log = logging.getLogger(__name__)
 
+#: The paths ``journey_consumer_deliveries_total`` counts (see ``deliveries``).
+DELIVERY_PATHS = ("direct", "waited", "behind", "dropped")
+
 #: The faust-streaming release whose internals this module copies and patches.
 FAUST_VERSION = "0.15.3"
 
@@ -111,9 +114,11 @@ def set_fetch_max_wait_ms(milliseconds: int) -> None:
 
 
 #: Messages the worker's consumer handed to the streams, by path: ``direct`` (nothing could
-#: block, the delivery was awaited inline) or ``waited`` (Faust's own race against a
-#: rebalance). Read by the ``journey_consumer_deliveries_total`` metric.
-deliveries: dict[str, int] = {"direct": 0, "waited": 0}
+#: block, the delivery was awaited inline) or ``waited`` (Faust's race against a
+#: rebalance); ``behind`` counts those of them re-read behind the partition's read offset
+#: and not yet acked (Faust would drop them), ``dropped`` the re-read ones already acked.
+#: Read by the ``journey_consumer_deliveries_total`` metric.
+deliveries: dict[str, int] = dict.fromkeys(DELIVERY_PATHS, 0)
 
 
 def delivery_check(consumer: Any) -> Callable[[Any], bool]:

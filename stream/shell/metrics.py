@@ -236,12 +236,7 @@ class Metrics:
             "Partition assignments this worker received (one per completed rebalance)",
             registry=r,
         )
-        self.consumer_deliveries: dict[str, int] = {
-            "direct": 0,
-            "waited": 0,
-            "behind": 0,
-            "dropped": 0,
-        }
+        self.consumer_deliveries: Mapping[str, int] = {}  # the drain loop's, set by the app
         r.register(
             CountsCollector(
                 "journey_consumer_deliveries",

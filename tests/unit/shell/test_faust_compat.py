@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from faust.streams import current_event
@@ -141,3 +142,12 @@ def test_the_recovery_fast_path_is_a_service_task_of_faust_recovery() -> None:
     assert faust_compat.install_recovery_fast_path(True) is True
     task = Recovery._slurp_changelogs
     assert isinstance(task, ServiceTask) and task.fun is faust_compat._slurp_changelogs
+
+
+def test_the_drain_loop_counts_every_path_the_metric_documents() -> None:
+    from stream.shell.faust_compat import DELIVERY_PATHS, deliveries
+
+    assert set(deliveries) == set(DELIVERY_PATHS) == {"direct", "waited", "behind", "dropped"}
+    catalogue = (Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()
+    row = next(line for line in catalogue.splitlines() if "journey_consumer_deliveries" in line)
+    assert all(f"`{path}`" in row for path in DELIVERY_PATHS)
