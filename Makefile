@@ -64,7 +64,7 @@ test: install ## install, start Kafka, run the whole suite, stop Kafka
 demo: install ## local Kafka + a worker + simulated traffic; actions print live; Ctrl-C stops all
 	$(BIN)/python deploy/local/demo.py
 
-bench: install kafka-up ## the performance run: decision step, pipeline vs baselines, latency, state scale and recovery (about 12 min)
+bench: install kafka-up ## the performance run: decision step, pipeline vs baselines, latency, state scale and recovery (about 8 min)
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/scale.py
