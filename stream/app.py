@@ -47,7 +47,7 @@ from stream.shell.faust_compat import (
     enable_idempotent_producer,
     estimated_keys,
     group_by_partition,
-    install_drain_fast_path,
+    install_drain_loop,
     install_recovery_fast_path,
     partition_context,
     set_fetch_max_wait_ms,
@@ -113,7 +113,7 @@ def owned_partitions(app: faust.App, topic: str) -> set[int] | None:
 def create_faust_app(settings: Settings) -> faust.App:
     """The bare Faust app configured from settings."""
     set_fetch_max_wait_ms(settings.fetch_max_wait_ms)
-    install_drain_fast_path(settings.fast_drain)
+    install_drain_loop(settings.fast_drain)
     install_recovery_fast_path(settings.fast_drain)
     enable_idempotent_producer()
     return faust.App(

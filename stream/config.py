@@ -167,7 +167,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "true",
         "Faust fast paths: deliver consumed messages without Faust's per-message task race "
         "when nothing can block, restore changelogs without its per-record wait "
-        "(faust-streaming 0.15.3 only; `false` keeps Faust's own loops)",
+        "(faust-streaming 0.15.3 only; `false` keeps Faust's race and restore; the offset "
+        "continuity checks stay on either way)",
     ),
     "JOURNEY_SECURITY_PROTOCOL": (
         "PLAINTEXT",

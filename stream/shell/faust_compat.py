@@ -28,10 +28,12 @@ from faust.types import EventT
 from faust.utils.tracing import finish_span
 from mode.services import ServiceTask
 
+from stream.shell.continuity import Continuity, Verdict
+
 log = logging.getLogger(__name__)
 
 #: The paths ``journey_consumer_deliveries_total`` counts (see ``deliveries``).
-DELIVERY_PATHS = ("direct", "waited", "behind", "dropped")
+DELIVERY_PATHS = ("direct", "waited", "behind", "dropped", "resought", "gap", "suspended")
 
 #: The faust-streaming release whose internals this module copies and patches.
 FAUST_VERSION = "0.15.3"
@@ -116,8 +118,11 @@ def set_fetch_max_wait_ms(milliseconds: int) -> None:
 #: Messages the worker's consumer handed to the streams, by path: ``direct`` (nothing could
 #: block, the delivery was awaited inline) or ``waited`` (Faust's race against a
 #: rebalance); ``behind`` counts those of them re-read behind the partition's read offset
-#: and not yet acked (Faust would drop them), ``dropped`` the re-read ones already acked.
-#: Read by the ``journey_consumer_deliveries_total`` metric.
+#: and not yet acked (Faust would drop them), ``gap`` those after a confirmed hole;
+#: ``dropped`` counts re-read records already acked, ``resought`` records that arrived past
+#: a hole and made the partition seek back (not delivered), ``suspended`` waited
+#: deliveries a rebalance interrupted (read again). Read by the
+#: ``journey_consumer_deliveries_total`` metric.
 deliveries: dict[str, int] = dict.fromkeys(DELIVERY_PATHS, 0)
 
 
@@ -151,13 +156,25 @@ def delivery_check(consumer: Any) -> Callable[[Any], bool]:
 
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - via broker
-    """faust-streaming 0.15.3's ``Consumer._drain_messages`` with one change.
+    """faust-streaming 0.15.3's ``Consumer._drain_messages`` with four changes.
 
-    Faust awaits every message's delivery through ``wait_first(callback(message),
-    suspend_flow.wait())``: four asyncio tasks started, awaited and three cancelled per
-    message, about half of a bare Faust agent's time. Here, when ``delivery_check`` says
-    nothing can block, the callback is awaited directly; otherwise Faust's own race runs,
-    so a rebalance still interrupts a delivery that waits. Everything else is Faust's code.
+    Continuity: Faust treats a record that arrives past a hole as proof of a gap and marks
+    the hole, and the record itself, as acked before any agent has seen them; a commit
+    then moves over records lost around a rebalance. Here ``Continuity`` judges every
+    record of a topic with acks: a hole is re-read before it is believed, only the hole
+    is marked, and a record re-read behind the read offset that is still owed is
+    delivered (Faust drops it and the partition's commits stall).
+
+    A delivery a rebalance interrupts (``suspend_flow``) never reached the streams; Faust
+    moves the read offset past it all the same. Here the partition reads it again. And
+    when flow control resumes, which clears the streams' queues, every stream partition
+    is sought back to its committed offset (``watch_flow_resumes``).
+
+    Speed (``JOURNEY_FAST_DRAIN``): Faust awaits every delivery through
+    ``wait_first(callback(message), suspend_flow.wait())``: four asyncio tasks started,
+    awaited and three cancelled per message, about half of a bare Faust agent's time.
+    When ``delivery_check`` says nothing can block, the callback is awaited directly;
+    otherwise Faust's own race runs, so a rebalance still interrupts a delivery that waits.
     """
     callback = self.callback
     getmany = self.getmany
@@ -169,14 +186,30 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     unset_flag = self.diag.unset_flag
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
-    can_deliver_now = delivery_check(self)
+    can_deliver_now = delivery_check(self) if _drain_options["fast"] else _never
     counts = deliveries
     acked_index = self._acked_index
     committed_offset = self._committed_offset
+    gaps = self._gap
+    continuity = Continuity()
+    resumes = watch_flow_resumes(self.app.flow_control)
 
     def redeliverable(tp: Any, offset: int) -> bool:
         committed = committed_offset.get(tp)
         return (committed is None or offset >= committed) and offset not in acked_index[tp]
+
+    starts: dict[Any, int | None] = {}  # earliest offsets asked during this fetch
+
+    async def earliest(tp: Any) -> int | None:
+        # Asked only while Faust knows no read offset: after a seek to nothing committed.
+        if tp not in starts:
+            try:
+                found = (await self.earliest_offsets(tp)).get(tp)
+            except Exception as exc:  # the broker is away: judge without it
+                log.warning("no earliest offset for %s (%r): first record unchecked", tp, exc)
+                found = None
+            starts[tp] = int(found) if found is not None else None
+        return starts[tp]
 
     yield_every = 100
     num_since_yield = 0
@@ -184,13 +217,22 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
+            if resumes.pop():
+                # Resuming flow cleared every stream queue: records delivered before it
+                # and not yet taken by an agent are gone. Read them again.
+                log.info("flow resumed: seeking stream partitions to committed offsets")
+                await self.perform_seek()
             set_flag(CONSUMER_FETCHING)
             ait = getmany(timeout=1.0)
+            continuity.new_fetch()
+            starts.clear()
             # Sleeping because sometimes getmany is called in a loop
             # never releasing to the event loop
             await self.sleep(0)
             if not self.should_stop:
                 async for tp, message in ait:
+                    if resumes.pending:
+                        break  # the rest of this batch is read again after the seek
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await sleep(0)
@@ -198,24 +240,45 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
-                    behind = r_offset is not None and offset < r_offset
-                    if behind and not redeliverable(tp, offset):
-                        counts["dropped"] += 1  # acked already, or before the commit
+                    behind = False
+                    if acks_enabled_for(message.topic):
+                        start = None if r_offset is not None else await earliest(tp)
+                        judged = continuity.judge(tp, offset, r_offset, redeliverable, start)
+                        verdict, expected = judged.verdict, judged.expected
+                        if verdict is Verdict.STALE:
+                            continue
+                        if verdict is Verdict.DROP:
+                            counts["dropped"] += 1  # acked already, or before the commit
+                            continue
+                        if verdict is Verdict.RESEEK:
+                            # Faust would mark the hole acked and commit over it.
+                            counts["resought"] += 1
+                            log.warning(
+                                "%s offset %s arrived where %s was owed: seeking back",
+                                tp,
+                                offset,
+                                expected,
+                            )
+                            await self._seek(tp, expected)
+                            continue
+                        if verdict is Verdict.GAP:
+                            # A re-read confirmed it (compaction, transaction markers).
+                            counts["gap"] += 1
+                            log.info("%s has no records in [%s, %s)", tp, expected, offset)
+                            gaps[tp].addi(expected, offset)
+                            gaps[tp].merge_overlaps()
+                        behind = verdict is Verdict.BEHIND
+                        if behind:
+                            # Faust drops it: after a rebalance a record prefetched from
+                            # the old position can move the read offset past the committed
+                            # one the partition was sought back to; every record re-read
+                            # in between would be dropped, never acked, and the
+                            # partition's commits stall for good. Delivered instead:
+                            # processing is idempotent downstream.
+                            counts["behind"] += 1
+                    elif r_offset is not None and offset < r_offset:
+                        counts["dropped"] += 1  # Faust's rule for topics without acks
                         continue
-                    if behind:
-                        # Faust drops it: after a rebalance a record prefetched from the
-                        # old position can move the read offset past the committed one the
-                        # partition was sought back to, and every record re-read in between
-                        # is dropped, never acked, and the partition's commits stall for
-                        # good. Delivered instead: processing is idempotent downstream.
-                        counts["behind"] += 1
-                        log.info(
-                            "redelivering %s offset %s behind read offset %s", tp, offset, r_offset
-                        )
-                    else:
-                        gap = offset - (r_offset or 0)
-                        if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                            await self._add_gap(tp, r_offset + 1, offset)
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -224,9 +287,19 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         await callback(message)
                     else:
                         counts["waited"] += 1
-                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                        delivery = callback(message)
+                        waited = await self.wait_first(delivery, self.suspend_flow.wait())
+                        if delivery not in waited.done:
+                            # A rebalance suspended the flow first: the streams never got
+                            # it. Faust moves the read offset on anyway, and its commit
+                            # goes over the record. Read it again instead.
+                            counts["suspended"] += 1
+                            continuity.undelivered(tp)
+                            await self._seek(tp, offset)
+                            continue
                     if not behind:
                         set_read_offset(tp, offset)
+                        continuity.on_delivered(tp, offset)
                 unset_flag(CONSUMER_FETCHING)
 
     except self.consumer_stopped_errors:
@@ -246,19 +319,78 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(CONSUMER_FETCHING)
 
 
-_faust_drain_messages = FaustConsumer._drain_messages
+def _never(tp: Any) -> bool:
+    return False
 
 
-def install_drain_fast_path(enabled: bool = True) -> bool:
-    """Use ``_drain_messages`` as the consumer drain loop (or, disabled, Faust's own).
+class FlowResumes:
+    """Whether flow control resumed (and so cleared the stream queues) since last asked."""
 
-    Process-wide and idempotent. Only for the pinned faust-streaming version the copy
-    was taken from; on any other the worker keeps Faust's own loop, logs why, and
-    returns False. Returns whether the fast path is in use.
+    def __init__(self) -> None:
+        self.pending = False
+
+    def pop(self) -> bool:
+        """True once after each resume."""
+        pending, self.pending = self.pending, False
+        return pending
+
+
+def watch_flow_resumes(flow_control: Any) -> FlowResumes:
+    """Note every ``resume`` of this flow control (mode's ``FlowControlEvent``).
+
+    ``resume`` clears every queue Faust's streams read from. At the end of a rebalance
+    Faust resumes after its seek to the committed offsets, so records the fetcher
+    delivered during that seek are dropped from the queues unacked while the read offset
+    has moved past them. The drain loop seeks again after each resume.
     """
-    if not enabled:
-        FaustConsumer._drain_messages = _faust_drain_messages  # type: ignore[method-assign]
-        return False
+    watch: FlowResumes | None = getattr(flow_control, "_journey_resumes", None)
+    if watch is None:
+        watch = FlowResumes()
+        resume = flow_control.resume
+
+        def resume_and_note() -> None:
+            resume()
+            watch.pending = True
+
+        flow_control.resume = resume_and_note
+        flow_control._journey_resumes = watch
+    return watch
+
+
+_drain_options = {"fast": True}
+_faust_drain_messages = FaustConsumer._drain_messages
+_faust_new_offset = FaustConsumer._new_offset
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """Faust's next commit offset for ``tp``, refused while the committed one is owed.
+
+    Faust commits the first run of consecutive acked offsets. Its check that the run
+    starts at the committed offset is off by one (faust-streaming #606): with offset C
+    committed and never acked, acks from C + 1 on commit over C. Here nothing is
+    committed until C itself is acked or a confirmed gap.
+    """
+    committed = self._committed_offset[tp]
+    if (
+        committed is not None
+        and self._acked[tp]
+        and committed not in self._acked_index[tp]
+        and not self._gap[tp].overlaps_point(committed)
+    ):
+        return None
+    result: int | None = _faust_new_offset(self, tp)
+    return result
+
+
+def install_drain_loop(fast: bool = True) -> bool:
+    """Use ``_drain_messages`` as the consumer drain loop, and ``_new_offset``'s check.
+
+    Process-wide and idempotent. ``fast`` turns on direct delivery; the continuity
+    checks are always on. Only for the pinned faust-streaming version the copy was
+    taken from; on any other the worker keeps Faust's own loop, logs why, and returns
+    False. Returns whether the loop is in use.
+    """
+    _drain_options["fast"] = fast
     if faust.__version__ != FAUST_VERSION:
         log.warning(
             "faust-streaming %s is not %s: keeping Faust's own consumer drain loop",
@@ -267,6 +399,7 @@ def install_drain_fast_path(enabled: bool = True) -> bool:
         )
         return False
     FaustConsumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    FaustConsumer._new_offset = _new_offset  # type: ignore[method-assign]
     return True
 
 

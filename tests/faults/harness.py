@@ -8,7 +8,9 @@ happen at chosen points. Then:
   that log in offset order (nothing lost or applied twice in the state);
 - the actions on the action topics, after dropping duplicates by ``idempotency_key``,
   are exactly the actions the replay sends (nothing lost, nothing extra);
-- every timer that came due fired exactly once (its action once after dedupe).
+- every timer that came due fired exactly once (its action once after dedupe);
+- the worker group's offsets reach the end of every input and log partition (no
+  partition's commits stall).
 
 The replay is of the run's own log because the ingress topics of five channels are not
 ordered with each other: two runs of the same input may apply one customer's events in
@@ -239,10 +241,22 @@ class Run:
             if not off:
                 return states
             await asyncio.sleep(0.2)
+        lag = await lag_report(self.deployment)
         pytest.fail(
             f"{len(off)} customer(s) never applied all their events ((got, expected): "
-            f"{dict(list(off.items())[:8])}); notes: {self.notes}"
+            f"{dict(list(off.items())[:8])}); notes: {self.notes}\n"
+            f"uncommitted records (topic[partition]: committed/end): {lag}"
         )
+
+    async def committed(self) -> None:
+        """Wait until the group has committed every input and log record: no stall."""
+        deadline = time.monotonic() + 60
+        lag = await lag_report(self.deployment)
+        while lag and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            lag = await lag_report(self.deployment)
+        if lag:
+            pytest.fail(f"commits stalled (topic[partition]: committed/end): {lag}")
 
     async def fired(self, customers: list[str]) -> dict[str, Any]:
         """States once no customer has a timer due at the firing phase's clock."""
@@ -289,6 +303,31 @@ async def read_log(topic: str, partitions_count: int) -> list[LogRecord]:
         await consumer.stop()
 
 
+async def lag_report(deployment: Deployment) -> dict[str, str]:
+    """The worker group's committed offset against the end, for every lagging partition."""
+    settings = deployment.settings
+    topics = [
+        *settings.topics.all_events,
+        settings.topics.identity_events,
+        settings.topics.customer_events,
+    ]
+    partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BROKER, group_id=settings.app_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        report = {}
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            if committed != ends[tp]:
+                report[f"{tp.topic}[{tp.partition}]"] = f"{committed}/{ends[tp]}"
+        return report
+    finally:
+        await consumer.stop()
+
+
 async def collect_actions(deployment: Deployment) -> list[dict[str, Any]]:
     """Every action message on the deployment's action topics."""
     actions = []
@@ -321,6 +360,7 @@ async def play(
 
         await asyncio.gather(run.produce(rate_per_s), schedule())
         await run.settled(expected)
+        await run.committed()
         for process in run.workers:
             await asyncio.to_thread(process.stop)
         # Firing phase: a clean restart with the clock moved on; the cart timers come due.

@@ -120,15 +120,50 @@ async def test_delivery_is_direct_only_when_nothing_could_block() -> None:
     assert delivery_check(fake_consumer(lock=lock))("tp") is False
 
 
-def test_the_fast_path_can_be_switched_off_and_on() -> None:
+def test_the_drain_loop_keeps_its_continuity_checks_with_the_fast_path_off() -> None:
     from faust.transport.consumer import Consumer
 
     from stream.shell import faust_compat
 
-    assert faust_compat.install_drain_fast_path(False) is False
-    assert Consumer._drain_messages is faust_compat._faust_drain_messages
-    assert faust_compat.install_drain_fast_path(True) is True
+    assert faust_compat.install_drain_loop(False) is True
+    assert faust_compat._drain_options["fast"] is False
     assert Consumer._drain_messages is faust_compat._drain_messages
+    assert Consumer._new_offset is faust_compat._new_offset
+    assert faust_compat.install_drain_loop(True) is True
+    assert faust_compat._drain_options["fast"] is True
+
+
+class CommitBook:
+    """The offset bookkeeping of Faust's consumer that ``_new_offset`` reads, for real."""
+
+    def __init__(self, committed: int | None, acked: list[int], gaps=()) -> None:
+        from collections import defaultdict
+
+        from intervaltree import IntervalTree
+
+        self._committed_offset = defaultdict(lambda: None, {"tp": committed})
+        self._acked = defaultdict(list, {"tp": sorted(acked)})
+        self._acked_index = defaultdict(set, {"tp": set(acked)})
+        self._gap = defaultdict(IntervalTree)
+        for begin, end in gaps:
+            self._gap["tp"].addi(begin, end)
+
+
+def test_faust_commits_over_an_owed_offset_and_the_guard_does_not() -> None:
+    from stream.shell.faust_compat import _faust_new_offset, _new_offset
+
+    # Offset 14 is committed (owed next) and was never acked; 15 and 16 were.
+    assert _faust_new_offset(CommitBook(14, [15, 16]), "tp") == 17  # 14 is lost
+    assert _new_offset(CommitBook(14, [15, 16]), "tp") is None
+
+
+def test_the_guard_commits_a_run_that_starts_at_the_owed_offset_or_a_gap() -> None:
+    from stream.shell.faust_compat import _new_offset
+
+    assert _new_offset(CommitBook(14, [14, 15, 17]), "tp") == 16
+    assert _new_offset(CommitBook(14, [15, 16], gaps=[(14, 15)]), "tp") == 17
+    assert _new_offset(CommitBook(None, [3, 4]), "tp") == 5  # nothing committed yet
+    assert _new_offset(CommitBook(14, []), "tp") is None
 
 
 def test_the_recovery_fast_path_is_a_service_task_of_faust_recovery() -> None:
@@ -147,7 +182,35 @@ def test_the_recovery_fast_path_is_a_service_task_of_faust_recovery() -> None:
 def test_the_drain_loop_counts_every_path_the_metric_documents() -> None:
     from stream.shell.faust_compat import DELIVERY_PATHS, deliveries
 
-    assert set(deliveries) == set(DELIVERY_PATHS) == {"direct", "waited", "behind", "dropped"}
+    assert (
+        set(deliveries)
+        == set(DELIVERY_PATHS)
+        == {
+            "direct",
+            "waited",
+            "behind",
+            "dropped",
+            "resought",
+            "gap",
+            "suspended",
+        }
+    )
     catalogue = (Path(__file__).resolve().parents[3] / "docs" / "metrics.md").read_text()
     row = next(line for line in catalogue.splitlines() if "journey_consumer_deliveries" in line)
     assert all(f"`{path}`" in row for path in DELIVERY_PATHS)
+
+
+def test_a_flow_control_resume_is_noted_once_and_still_resumes() -> None:
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    from stream.shell.faust_compat import watch_flow_resumes
+
+    flow = FlowControlEvent()
+    queue = FlowControlQueue(maxsize=10, flow_control=flow, clear_on_resume=True)
+    queue.put_nowait("delivered before the resume")
+    resumes = watch_flow_resumes(flow)
+    assert watch_flow_resumes(flow) is resumes  # wrapped once
+    assert resumes.pop() is False
+    flow.resume()
+    assert flow.is_active() and queue.empty()  # what makes the drain loop read again
+    assert resumes.pop() is True and resumes.pop() is False
