@@ -211,7 +211,9 @@ def _repeated_key(raw: bytes, message: Any) -> str | None:
     return None
 
 
-def _parse_json(raw: bytes, max_depth: int) -> Any | Rejection:
+def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any | Rejection:
+    """The JSON value of ``raw``, or why it is poison: bad UTF-8 or JSON, a number JSON
+    cannot hold, nesting deeper than ``max_depth``, an object repeating a key."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -298,7 +300,7 @@ def decode_event(
         return Rejection(
             DlqReason.TOO_LARGE, f"{len(raw)} bytes > limit of {options.max_event_bytes}"
         )
-    message = _parse_json(raw, options.max_depth)
+    message = parse_json(raw, options.max_depth)
     if isinstance(message, Rejection):
         return message
     if not isinstance(message, dict):

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import orjson
-
 from stream.core.decide.learning import ENGAGED_OUTCOMES
 from stream.core.decide.policy import Policy
-from stream.core.events import DlqReason, Rejection
+from stream.core.events import DlqReason, Rejection, parse_json
 from stream.core.propensity import LearningUpdate, UpdateKind
 from stream.core.schemas import SchemaCatalog
 from stream.core.state import CustomerState
@@ -78,11 +76,9 @@ def decode_outcome(
         return Rejection(DlqReason.NOT_AN_OBJECT, "empty message")
     if len(raw) > max_bytes:
         return Rejection(DlqReason.TOO_LARGE, f"{len(raw)} bytes, max {max_bytes}")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        reason = DlqReason.INVALID_UTF8 if "utf-8" in str(exc).lower() else DlqReason.INVALID_JSON
-        return Rejection(reason, str(exc))
+    data = parse_json(raw)
+    if isinstance(data, Rejection):
+        return data
     if not isinstance(data, dict):
         return Rejection(DlqReason.NOT_AN_OBJECT, f"got {type(data).__name__}")
     error = catalog.message_error("outcome", data)

@@ -55,6 +55,10 @@ def test_a_valid_outcome_decodes_with_its_time_in_epoch_ms() -> None:
         ({**VALID, "channel": "fax"}, DlqReason.SCHEMA_VIOLATION),
         ({**VALID, "occurred_at": "2026-11-23T10:00:00"}, DlqReason.INVALID_TIMESTAMP),
         ({**VALID, "occurred_at": "yesterday"}, DlqReason.INVALID_TIMESTAMP),
+        (b'{"detail": ' + b"[" * 40 + b"]" * 40 + b"}", DlqReason.TOO_DEEP),
+        (b'{"outcome_id": "a", "outcome_id": "b"}', DlqReason.DUPLICATE_KEY),
+        (b'{"detail": {"score": NaN}}', DlqReason.INVALID_NUMBER),
+        (b'{"detail": {"score": 1e999}}', DlqReason.INVALID_NUMBER),
     ],
     ids=[
         "empty",
@@ -67,6 +71,10 @@ def test_a_valid_outcome_decodes_with_its_time_in_epoch_ms() -> None:
         "unknown channel",
         "no utc offset",
         "not a time",
+        "too deep",
+        "duplicate key",
+        "nan",
+        "out of range",
     ],
 )
 def test_broken_outcomes_are_rejected_with_a_precise_reason(raw: Any, reason: DlqReason) -> None:
