@@ -117,3 +117,18 @@ def test_missing_envelope_fields_are_named() -> None:
     result = decode(message)
     assert isinstance(result, Rejection) and result.reason is DlqReason.MISSING_FIELD
     assert "event_id" in result.detail and "occurred_at" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("written", "meaning"),
+    [
+        ("2026-11-23t10:15:00z", "2026-11-23T10:15:00Z"),  # RFC 3339 allows lowercase
+        ("2026-11-23T11:15:00.250+01:00", "2026-11-23T10:15:00.250Z"),
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),  # a leap second: next minute
+        ("2016-12-31T23:59:60.999Z", "2017-01-01T00:00:00Z"),
+    ],
+)
+def test_every_rfc_3339_form_is_read(written: str, meaning: str) -> None:
+    from stream.core.timestamps import parse_timestamp_ms
+
+    assert parse_timestamp_ms(written) == parse_timestamp_ms(meaning)
