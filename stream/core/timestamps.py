@@ -11,6 +11,8 @@ def parse_timestamp_ms(text: str) -> int:
     RFC 3339 allows a lowercase ``t`` and ``z``; a leap second (``23:59:60``) counts as
     the first instant of the next minute, as epoch time has no leap seconds.
     """
+    if not isinstance(text, str):
+        raise TypeError(f"timestamp is {type(text).__name__}, not a string")
     text = text.upper()  # the only letters RFC 3339 allows are T and Z
     leap = len(text) > 19 and text[16:19] == ":60"
     if leap:
