@@ -445,6 +445,12 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             if result.send and "event" in record:
                 since_ms = max(0, clock.now_ms() - int(record["event"]["occurred_at_ms"]))
                 metrics.event_to_action.labels("occurred_at").observe(clock.real_seconds(since_ms))
+        if dirty:
+            # Outputs before state: RocksDB keeps a table write at once and survives a
+            # kill -9, so a state written while its actions and explain records still sat
+            # in the producer would be re-read as done after a crash and never sent.
+            # Measured: the kill -9 test lost 1 to 18 actions in 3 of 6 runs without this.
+            await app.producer.flush()
         partition = events[0].message.partition
         changes = [census.delta_from(counted[key], states[key]) for key in dirty if key in counted]
         created = sum(1 for key in fresh if isinstance(states[key], CustomerState))

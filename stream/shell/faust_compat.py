@@ -204,10 +204,11 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         # Asked only while Faust knows no read offset: after a seek to nothing committed.
         if tp not in starts:
             try:
-                found = (await self.earliest_offsets(tp)).get(tp)
+                found = (await asyncio.wait_for(self.earliest_offsets(tp), 5.0)).get(tp)
             except Exception as exc:  # the broker is away: judge without it
                 log.warning("no earliest offset for %s (%r): first record unchecked", tp, exc)
                 found = None
+            log.info("%s has no committed offset: its first record must be %s", tp, found)
             starts[tp] = int(found) if found is not None else None
         return starts[tp]
 

@@ -447,7 +447,13 @@ def check(outcome: Outcome, messages: list[Message], deployment: Deployment) -> 
     missing = set(expected.sent) - set(actual)
     extra = set(actual) - set(expected.sent)
     if missing:
-        problems.append(f"{len(missing)} action(s) lost, e.g. {sorted(missing)[:3]}")
+        lost = [expected.sent[key] for key in sorted(missing)]
+        triggers = [
+            f"{a['customer_id']} {a['trigger']['channel']}/{a['trigger']['type']} "
+            f"{a['trigger'].get('event_id', '')}"
+            for a in lost[:5]
+        ]
+        problems.append(f"{len(missing)} action(s) lost, e.g. {triggers}")
     if extra:
         problems.append(f"{len(extra)} action(s) the replay does not send: {sorted(extra)[:3]}")
     if problems:
