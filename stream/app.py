@@ -445,7 +445,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             if result.send and "event" in record:
                 since_ms = max(0, clock.now_ms() - int(record["event"]["occurred_at_ms"]))
                 metrics.event_to_action.labels("occurred_at").observe(clock.real_seconds(since_ms))
-        if dirty:
+        if dirty or explained:
             # Outputs before state: RocksDB keeps a table write at once and survives a
             # kill -9, so a state written while its actions and explain records still sat
             # in the producer would be re-read as done after a crash and never sent.
