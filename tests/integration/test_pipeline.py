@@ -133,7 +133,11 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     deployment: Deployment, worker: WorkerProcess
 ) -> None:
     cid = "C100002"
+    decisions_topic = [deployment.settings.topics.decisions]
     await deployment.produce("call_center", [complaint(cid, "K2", "rude")])
+    # Two ingress topics are not ordered with each other: the case must be open (the
+    # complaint decided) before the order arrives, or the order may be decided first.
+    await deployment.collect(decisions_topic, lambda rs: any(r.key == cid.encode() for r in rs))
     await deployment.produce("web", [order(cid, "O21")])
     records = await deployment.collect(
         [deployment.settings.topics.decisions],
