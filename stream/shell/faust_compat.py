@@ -359,7 +359,6 @@ def watch_flow_resumes(flow_control: Any) -> FlowResumes:
 
 
 _drain_options = {"fast": True}
-_faust_drain_messages = FaustConsumer._drain_messages
 _faust_new_offset = FaustConsumer._new_offset
 
 
