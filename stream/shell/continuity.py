@@ -104,6 +104,12 @@ class Continuity:
         rest of the fetched batch of ``tp`` is stale."""
         self.resought.add(tp)
 
+    def forget_positions(self) -> None:
+        """Every partition was sought (to its committed or earliest offset): what was
+        delivered before says nothing about what comes next."""
+        self.delivered.clear()
+        self.probing.clear()
+
     def on_delivered(self, tp: Hashable, offset: int) -> None:
         """``offset`` of ``tp`` was handed to the streams (and is Faust's read offset)."""
         self.delivered[tp] = offset

@@ -168,7 +168,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
     A delivery a rebalance interrupts (``suspend_flow``) never reached the streams; Faust
     moves the read offset past it all the same. Here the partition reads it again. And
     when flow control resumes, which clears the streams' queues, every stream partition
-    is sought back to its committed offset (``watch_flow_resumes``).
+    is sought back to its committed offset (``watch_flow_resumes``), or to its earliest
+    one when nothing is committed.
 
     Speed (``JOURNEY_FAST_DRAIN``): Faust awaits every delivery through
     ``wait_first(callback(message), suspend_flow.wait())``: four asyncio tasks started,
@@ -212,6 +213,19 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
             starts[tp] = int(found) if found is not None else None
         return starts[tp]
 
+    async def seek_stream_partitions() -> None:
+        # aiokafka's seek_to_committed skips a partition with nothing committed (or 0):
+        # it stays where the fetcher was, past the records the resume cleared, and with
+        # no later record to show the hole, they would never be read again.
+        await self.perform_seek()
+        starts.clear()
+        for tp in self.assignment():
+            if acks_enabled_for(tp.topic) and committed_offset.get(tp) is None:
+                start = await earliest(tp)
+                if start is not None:
+                    await self._seek(tp, start)
+        continuity.forget_positions()
+
     yield_every = 100
     num_since_yield = 0
     sleep = asyncio.sleep
@@ -222,7 +236,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                 # Resuming flow cleared every stream queue: records delivered before it
                 # and not yet taken by an agent are gone. Read them again.
                 log.info("flow resumed: seeking stream partitions to committed offsets")
-                await self.perform_seek()
+                await seek_stream_partitions()
             set_flag(CONSUMER_FETCHING)
             ait = getmany(timeout=1.0)
             continuity.new_fetch()

@@ -93,6 +93,18 @@ def test_a_seek_back_to_a_delivered_offset_re_reads_it() -> None:
     assert partition.fetch(11, 12) == [Verdict.BEHIND, Verdict.DELIVER]
 
 
+def test_after_every_partition_is_sought_the_offset_sought_to_is_owed_again() -> None:
+    partition = Partition(sought_to=10)
+    partition.fetch(10, 11)
+    partition.read_offset = 11  # a resume: Faust sought back to the committed 11
+    partition.continuity.forget_positions()
+    assert partition.fetch(11, 12) == [Verdict.DELIVER, Verdict.DELIVER]
+    partition.read_offset = None  # never committed: sought to the earliest offset
+    partition.continuity.forget_positions()
+    partition.continuity.new_fetch()
+    assert partition.continuity.judge("tp", 0, None, owed, start=0).verdict is Verdict.DELIVER
+
+
 def test_without_a_read_offset_nothing_is_judged() -> None:
     partition = Partition(sought_to=None)
     assert partition.fetch(7, 9) == [Verdict.DELIVER, Verdict.RESEEK]
