@@ -324,7 +324,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             if decision.trigger.type == RELEASE_TRIGGER:
                 candidate = decision.candidates[0]
                 channel = decision.actions[0].channel if decision.actions else "none"
-                metrics.held_releases.labels(channel, candidate.reason.value).inc()
+                again = bool(decision.actions) and decision.actions[0] in result.held
+                reason = "held_again" if again else candidate.reason.value
+                metrics.held_releases.labels(channel, reason).inc()
             else:
                 for candidate in decision.candidates:
                     if not candidate.chosen:

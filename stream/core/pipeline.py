@@ -117,10 +117,10 @@ def fire(
     if due_ms is None or due_ms > now_ms:
         return StepResult(state)
     updated = state.copy()
-    released, records = release_due(updated, now_ms, policy.version)
-    decisions: list[Decision] = list(records)
-    send: list[Action] = list(released)
-    held: list[Action] = []
+    release = release_due(updated, now_ms, policy.version, policy.contact)
+    decisions: list[Decision] = list(release.records)
+    send: list[Action] = list(release.send)
+    held: list[Action] = list(release.held_again)
     fired = pop_due(updated, now_ms)
     for timer in fired:
         decision = decide_timer(
@@ -140,7 +140,7 @@ def fire(
         held=tuple(held),
         fired=tuple(fired),
         # release records are not new decisions: their exposure was counted when decided
-        learning=_learned(decisions[len(records) :], send, policy.holdout),
+        learning=_learned(decisions[len(release.records) :], send, policy.holdout),
     )
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream.core.decide import Reason
+from stream.core.decide.contact import in_quiet_hours
 from stream.core.holds import RELEASE_TRIGGER
 from stream.core.pipeline import fire, step
 from stream.core.timestamps import format_ms
@@ -40,12 +45,12 @@ def utc_ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
-def order(at_ms: int, order_id: str = "o1"):
+def order(at_ms: int, order_id: str = "o1", context: dict | None = None):
     return build_event(
         "order_completed",
         properties={"order_id": order_id, "value": 5.0},
         at_ms=at_ms,
-        context=PARIS,
+        context=context or PARIS,
         event_id=order_id,
     )
 
@@ -126,3 +131,80 @@ def test_release_is_dst_safe_on_the_fall_back_night() -> None:
     night = utc_ms(2026, 10, 24, 20)  # 22:00 CEST
     held = step(None, order(night), night, LIMITS, POLICY)
     assert format_ms(held.held[0].send_after_ms) == "2026-10-25T07:00:00.000Z"
+
+
+def test_a_customer_now_in_another_zone_is_held_again_until_their_morning() -> None:
+    night = utc_ms(2026, 11, 23, 22)  # 23:00 in Paris: held until 08:00 Paris, 07:00 UTC
+    held = step(None, order(night), night, LIMITS, POLICY)
+    [action] = held.held
+    new_york = {"timezone": "America/New_York", "consent": {"email": True}}
+    travelled = build_event("page_view", properties={"url": "/"}, at_ms=night, context=new_york)
+    after = step(held.state, travelled, night + HOUR_MS, LIMITS, POLICY)
+    assert after.send == () and after.state.timezone == "America/New_York"
+
+    paris_morning = utc_ms(2026, 11, 24, 7)  # 02:00 in New York: still night there
+    again = fire(after.state, paris_morning, POLICY)
+    assert again.send == ()
+    [moved] = again.held
+    assert format_ms(moved.send_after_ms) == "2026-11-24T13:00:00.000Z"  # 08:00 New York
+    assert moved.action_id == action.action_id  # the same message, the same sender key
+    assert moved.idempotency_key == action.idempotency_key
+    assert moved.expires_at_ms - action.expires_at_ms == 6 * HOUR_MS  # validity kept
+    [record] = again.decisions
+    assert record.candidates[0].reason is Reason.CHOSEN and record.actions == (moved,)
+    assert "America/New_York" in record.candidates[0].detail
+    assert CATALOG.message_error("decision", record.to_message()) is None
+    assert again.state.next_due_ms() == moved.send_after_ms
+    [contact] = [c for c in again.state.contacts if c["action"] == "promo"]
+    assert contact["send_at_ms"] == moved.send_after_ms  # caps count it when it goes
+    assert again.state.sent_counts == {"promo": 1}  # held again, not counted twice
+
+    new_york_morning = fire(again.state, moved.send_after_ms, POLICY)
+    assert new_york_morning.send == (moved,)
+    [released] = new_york_morning.decisions
+    assert released.decision_id != record.decision_id  # one release record per hold
+    assert new_york_morning.state.held == []
+
+
+def test_a_message_due_outside_quiet_hours_in_the_new_zone_goes_at_once() -> None:
+    night = utc_ms(2026, 11, 23, 22)
+    held = step(None, order(night), night, LIMITS, POLICY)
+    tokyo = {"timezone": "Asia/Tokyo", "consent": {"email": True}}  # 16:00 at 07:00 UTC
+    moved = step(
+        held.state, build_event("page_view", at_ms=night, context=tokyo), night, LIMITS, POLICY
+    )
+    assert fire(moved.state, utc_ms(2026, 11, 24, 7), POLICY).send == held.held
+
+
+ZONES = ["Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    minute=st.integers(0, 7 * 24 * 60),
+    decided_in=st.sampled_from(ZONES),
+    released_in=st.sampled_from(ZONES),
+)
+def test_a_held_message_goes_only_outside_quiet_hours_in_the_zone_at_release(
+    minute: int, decided_in: str, released_in: str
+) -> None:
+    quiet = POLICY.contact.quiet_hours
+    assert quiet is not None
+    at = utc_ms(2026, 10, 22) + minute * 60_000  # a week across the October DST changes
+    decided = step(None, order(at, context=zone_context(decided_in)), at, LIMITS, POLICY)
+    travelled = build_event("page_view", at_ms=at, context=zone_context(released_in))
+    state = step(decided.state, travelled, at, LIMITS, POLICY).state
+    released = []
+    while (due := state.next_due_ms()) is not None and len(released) < 3:
+        fired = fire(state, due, POLICY)
+        state = fired.state
+        released.extend((due, action) for action in fired.send)
+    assert state.held == []
+    assert len(decided.send) + len(released) == 1  # the promotion goes, once
+    for due, _ in released:
+        local = datetime.fromtimestamp(due / 1000, tz=UTC).astimezone(ZoneInfo(released_in))
+        assert not in_quiet_hours(local.hour * 60 + local.minute, quiet), local
+
+
+def zone_context(zone: str) -> dict:
+    return {"timezone": zone, "consent": {"email": True}}
