@@ -15,7 +15,10 @@ measured), in one run:
 
 Rates count from the first record out to the last (startup excluded): outputs for the
 baselines, events stepped by the process agent (``journey_decision_seconds_count``) for
-the pipeline. Writes bench/results/<date>-<machine>-pipeline.json and prints a table.
+the pipeline. For the pipeline it also reports the process agents' output flushes
+(``journey_output_flush_seconds``: outputs acknowledged before states are written) and
+their share of the agents' batch time. Writes
+bench/results/<date>-<machine>-pipeline.json and prints a table.
 
     .venv/bin/python bench/pipeline.py [--events 100000] [--customers 10000]
 """
@@ -281,12 +284,34 @@ async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> 
         while progress.done is None and time.monotonic() < deadline:
             progress.see(await asyncio.to_thread(stepped, urls))
             await asyncio.sleep(0.5)
+        flush = await asyncio.to_thread(flush_cost, urls)
         for n, url in enumerate(urls):  # kept beside the logs, to see what the workers did
             await asyncio.to_thread(save_metrics, url, WORK / f"{app_id}-w{n}.metrics")
     finally:
         for process in processes:
             stop(process)
-    return {"workers": workers, "events": progress.count, "events_per_s": progress.rate()}
+    return {
+        "workers": workers,
+        "events": progress.count,
+        "events_per_s": progress.rate(),
+        "output_flush": flush,
+    }
+
+
+def flush_cost(urls: list[str]) -> dict[str, Any]:
+    """What waiting for outputs before state writes cost the process agents (all workers):
+    flushes, their mean wait, and their share of the process agents' batch time."""
+    flushes = waited = busy = 0.0
+    for url in urls:
+        samples = scrape(f"{url}/metrics") or []
+        flushes += total(samples, "journey_output_flush_seconds_count")
+        waited += total(samples, "journey_output_flush_seconds_sum")
+        busy += total(samples, "journey_batch_duration_seconds_sum", agent="process")
+    return {
+        "flushes": int(flushes),
+        "mean_ms": round(1000 * waited / flushes, 2) if flushes else None,
+        "share_of_process_time": round(waited / busy, 3) if busy else None,
+    }
 
 
 async def latency(
@@ -482,6 +507,12 @@ def main() -> None:
         share = f"{100 * rate / raw:.0f}% of raw" if rate and raw else "-"
         shown = f"{rate:,.0f}" if rate else "did not finish"
         print(f"{name:>20}: {shown:>14} events/s  ({share})")
+        flush = results[name].get("output_flush")
+        if flush and flush["flushes"]:
+            print(
+                f"{'':>20}  output flushes: {flush['flushes']:,}, mean {flush['mean_ms']} ms, "
+                f"{100 * (flush['share_of_process_time'] or 0):.0f}% of the process agents' time"
+            )
     write_results("pipeline-partial" if args.only else "pipeline", results)
 
 

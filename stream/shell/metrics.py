@@ -75,6 +75,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.output_flush = Histogram(
+            "journey_output_flush_seconds",
+            "Wait for the broker to acknowledge a process batch's outputs before its "
+            "states are written",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
             "journey_batch_events",
             "Events per micro-batch",
