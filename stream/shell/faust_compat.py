@@ -199,18 +199,22 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         committed = committed_offset.get(tp)
         return (committed is None or offset >= committed) and offset not in acked_index[tp]
 
+    async def earliest_offsets(tps: list[Any]) -> dict[Any, int]:
+        # Bounded: the broker may be away; the partitions missing are judged without it.
+        try:
+            found = await asyncio.wait_for(self.earliest_offsets(*tps), 5.0)
+        except Exception as exc:
+            log.warning("no earliest offsets for %s (%r)", tps, exc)
+            return {}
+        return {tp: int(offset) for tp, offset in found.items() if offset is not None}
+
     starts: dict[Any, int | None] = {}  # earliest offsets asked during this fetch
 
     async def earliest(tp: Any) -> int | None:
         # Asked only while Faust knows no read offset: after a seek to nothing committed.
         if tp not in starts:
-            try:
-                found = (await asyncio.wait_for(self.earliest_offsets(tp), 5.0)).get(tp)
-            except Exception as exc:  # the broker is away: judge without it
-                log.warning("no earliest offset for %s (%r): first record unchecked", tp, exc)
-                found = None
-            log.info("%s has no committed offset: its first record must be %s", tp, found)
-            starts[tp] = int(found) if found is not None else None
+            starts[tp] = (await earliest_offsets([tp])).get(tp)
+            log.info("%s has no committed offset: its first record must be %s", tp, starts[tp])
         return starts[tp]
 
     async def seek_stream_partitions() -> None:
@@ -224,15 +228,9 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
             for tp in self.assignment()
             if acks_enabled_for(tp.topic) and committed_offset.get(tp) is None
         ]
-        if uncommitted:
-            try:
-                found = await asyncio.wait_for(self.earliest_offsets(*uncommitted), 10.0)
-            except Exception as exc:  # the broker is away: the continuity check remains
-                log.warning("no earliest offsets after a resume (%r): not sought", exc)
-                found = {}
-            for tp in uncommitted:
-                if found.get(tp) is not None:
-                    await self._seek(tp, int(found[tp]))
+        if uncommitted:  # one not found stays put; the continuity check still guards it
+            for tp, offset in (await earliest_offsets(uncommitted)).items():
+                await self._seek(tp, offset)
         continuity.forget_positions()
 
     yield_every = 100
