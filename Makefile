@@ -9,7 +9,7 @@ UI_VENDOR := stream/web/static/vendor/chart.umd.js
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults demo bench bench-decide bench-timers bench-learning clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults test-shifted demo bench bench-decide bench-timers bench-learning clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ test-faults: install ## only the fault tests (kill -9, rebalance, broker restart
 test: install ## install, start Kafka, run the whole suite, stop Kafka
 	$(MAKE) kafka-up
 	set -o pipefail; rc=0; $(BIN)/pytest -q -ra tests || rc=$$?; $(MAKE) kafka-down; exit $$rc
+
+test-shifted: install ## the whole suite with the tests' clock shifted (SHIFT=+365d, -365d, "@2027-03-28 00:50:00 UTC"); own broker
+	tests/run_shifted.sh "$(or $(SHIFT),+365d)"
 
 demo: install ## local Kafka + a worker + simulated traffic; actions print live; Ctrl-C stops all
 	$(BIN)/python deploy/local/demo.py

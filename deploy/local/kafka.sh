@@ -9,7 +9,8 @@
 #   deploy/local/kafka.sh run CLASS [ARGS...]   run a Kafka tool class from the jars
 #
 # Settings (environment): KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# KAFKA_CACHE (jar cache, default .cache/ in the repo), KAFKA_RUN_DIR (data, logs, pid).
+# KAFKA_CACHE (jar cache, default .cache/ in the repo), KAFKA_RUN_DIR (data, logs, pid),
+# KAFKA_EXTRA_PROPERTIES (lines appended to server.properties, e.g. by tests/run_shifted.sh).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -64,6 +65,7 @@ up() {
   mkdir -p "$KAFKA_RUN_DIR/logs"
   sed -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
       -e "s#@DATA_DIR@#$KAFKA_RUN_DIR/data#g" "$HERE/server.properties" > "$CONFIG"
+  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then printf "%s\n" "$KAFKA_EXTRA_PROPERTIES" >> "$CONFIG"; fi
   if [[ ! -f "$KAFKA_RUN_DIR/data/meta.properties" ]]; then
     local cluster_id
     cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"

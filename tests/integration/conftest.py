@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 from stream.config import Settings, load_settings
 from stream.core.schemas import SchemaCatalog, load_catalog
+from stream.shell.clock import Clock
 from tests.integration.events import BASE
 
 BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")
@@ -133,6 +134,11 @@ class Deployment:
     env: dict[str, str]
     tmp: Path
     catalog: SchemaCatalog
+
+    def clock(self) -> Clock:
+        """The workers' processing clock as the environment sets it now: events a test
+        generates are stamped on it, so they and the workers share one base on any date."""
+        return load_settings(self.env).clock()
 
     def worker(self, name: str = "w1") -> WorkerProcess:
         env = {**self.env, "JOURNEY_DATA_DIR": str(self.tmp / name)}

@@ -26,7 +26,13 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
     deployment: Deployment, shipped_policy: None, worker: WorkerProcess
 ) -> None:
     stats = await run_simulation(
-        BROKER, deployment.settings.topics.prefix, customers=300, rate=0, seed=11, max_events=EVENTS
+        BROKER,
+        deployment.settings.topics.prefix,
+        customers=300,
+        rate=0,
+        seed=11,
+        max_events=EVENTS,
+        start_ms=deployment.clock().now_ms(),  # the workers' pinned clock, not today
     )
     assert stats.events_sent == EVENTS
     await deployment.wait_for(

@@ -71,6 +71,7 @@ async def sender(deployment: Deployment, fw: WorkerProcess) -> AsyncIterator[Non
             deployment.settings.topics.prefix,
             preferences_for("push-only", 1),
             stop=stop,
+            clock_now_ms=deployment.clock().now_ms,  # outcomes stamped on the workers' clock
         )
     )
     yield
