@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stream.config import Settings
 from stream.core import census
 from stream.core.decide import Policy
-from stream.core.dlq import SourcePosition, dlq_record
+from stream.core.dlq import SourcePosition, dlq_key, dlq_record
 from stream.core.events import DecodeOptions, DlqReason, Event, Rejection, decode_event
 from stream.core.holds import RELEASE_TRIGGER
 from stream.core.outcomes import Outcome, decode_outcome
@@ -40,6 +40,7 @@ from stream.core.propensity import PropensityModel, UpdateKind
 from stream.core.schemas import SchemaCatalog, load_catalog
 from stream.core.state import CustomerState, Limits
 from stream.core.timer_index import TimerIndex
+from stream.shell import delivery_guard
 from stream.shell.api import add_api, census_total
 from stream.shell.clock import wall_ms
 from stream.shell.faust_compat import (
@@ -116,6 +117,7 @@ def create_faust_app(settings: Settings) -> faust.App:
     install_drain_loop(settings.fast_drain)
     install_recovery_fast_path(settings.fast_drain)
     enable_idempotent_producer()
+    delivery_guard.install(settings.fault_send)
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -141,6 +143,7 @@ def create_faust_app(settings: Settings) -> faust.App:
         # every agent wait on broker round trips; 512 KiB keeps a micro-batch's output in
         # one batch per partition (the broker's message.max.bytes is 1 MiB).
         producer_max_batch_size=512 * 1024,
+        producer_compression_type=settings.compression_type,
         stream_buffer_maxsize=8192,
         # Static membership (a StatefulSet pod's name): a restart within the session
         # timeout gets its partitions back without a rebalance.
@@ -221,9 +224,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         )
         log.info("DLQ %s at %s: %s", rejection.reason.value, source, rejection.detail)
         metrics.invalid_events.labels(rejection.reason.value).inc()
-        await send(
-            topics.dlq, message.key, dlq_record(rejection, message.value, source, received_at_ms)
-        )
+        record = dlq_record(rejection, message.value, source, received_at_ms)
+        await send(topics.dlq, dlq_key(message.key), record)
 
     async def ingest_one(event: EventT, received_at_ms: int, now_ms: int) -> None:
         message = event.message

@@ -60,6 +60,7 @@ def _simulate(args: argparse.Namespace) -> int:
             step_ms=args.step_ms,
             lapse_share=args.lapse_share,
             security=client_kwargs(settings),
+            compression_type=settings.compression_type,
         )
     )
     print(
@@ -100,6 +101,7 @@ def _sender(args: argparse.Namespace) -> int:
                 clock_now_ms=clock.now_ms,
                 on_progress=progress if not args.quiet else None,
                 security=client_kwargs(settings),
+                compression_type=settings.compression_type,
             )
         )
     return 0

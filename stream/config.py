@@ -163,6 +163,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "Faust's processing guarantee: at_least_once (with idempotency keys downstream) or "
         "exactly_once (Kafka transactions; evaluated, not recommended: see README)",
     ),
+    "JOURNEY_COMPRESSION": (
+        "none",
+        "compression of every message the worker and the CLI tools produce: `none`, `gzip`, "
+        "`snappy`, `lz4` or `zstd` (input in any of these codecs is always read)",
+    ),
+    "JOURNEY_FAULT_SEND": (
+        "",
+        "fault tests only: `<topic suffix>:<n>` makes the n-th send to such a topic fail, to "
+        "prove that the worker then exits (code 75) without committing past it",
+    ),
     "JOURNEY_FAST_DRAIN": (
         "true",
         "Faust fast paths: deliver consumed messages without Faust's per-message task race "
@@ -202,6 +212,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "JOURNEY_SSL_KEYFILE": ("", "unencrypted private key (PEM) of JOURNEY_SSL_CERTFILE"),
 }
 
+COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
 SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -269,6 +280,8 @@ class Settings:
     fast_drain: bool = True
     rocksdb_memory_mb: int = 64
     processing_guarantee: str = "at_least_once"
+    compression: str = "none"
+    fault_send: str = ""
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
@@ -292,6 +305,11 @@ class Settings:
             "write_buffer_size": max(1024 * 1024, budget // 4),
             "max_write_buffer_number": 2,
         }
+
+    @property
+    def compression_type(self) -> str | None:
+        """The producers' ``compression_type`` (None: uncompressed)."""
+        return None if self.compression == "none" else self.compression
 
     @property
     def web_url(self) -> str:
@@ -329,6 +347,14 @@ def _readable_file(name: str, value: str) -> Path | None:
     except OSError as exc:
         raise SettingsError(f"{name}: cannot read {value} ({exc.strerror or exc})") from None
     return path
+
+
+def _fault_send(value: str) -> str:
+    """JOURNEY_FAULT_SEND, checked: empty or ``<topic suffix>:<n >= 1>``."""
+    suffix, _, nth = value.rpartition(":")
+    if value and not (suffix and nth.isdigit() and int(nth) >= 1):
+        raise SettingsError(f"JOURNEY_FAULT_SEND must be <topic suffix>:<n >= 1>, not {value!r}")
+    return value
 
 
 def _sasl_password(get: Callable[[str], str]) -> str:
@@ -466,5 +492,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             get("JOURNEY_PROCESSING_GUARANTEE"),
             ("at_least_once", "exactly_once"),
         ),
+        compression=parse_choice(
+            "JOURNEY_COMPRESSION", get("JOURNEY_COMPRESSION").strip().lower(), COMPRESSION_CODECS
+        ),
+        fault_send=_fault_send(get("JOURNEY_FAULT_SEND")),
         **_security(get),
     )

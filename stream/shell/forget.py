@@ -34,7 +34,12 @@ async def forget(settings: Settings, customer_id: str, timeout_s: float = 60.0) 
     )
     await consumer.start()
     try:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **security)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.broker,
+            acks="all",
+            compression_type=settings.compression_type,
+            **security,
+        )
         await producer.start()
         try:
             request = {"erase": {"requested_at_ms": requested_at_ms, "requested_for": customer_id}}

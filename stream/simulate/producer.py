@@ -75,6 +75,7 @@ async def run_simulation(
     step_ms: int | None = None,
     lapse_share: float = 0.0,
     security: Mapping[str, Any] | None = None,
+    compression_type: str | None = None,
 ) -> SimulationStats:
     """Produce simulated journeys to ``<prefix>events.<channel>`` at ``rate`` events/s until done.
 
@@ -86,7 +87,8 @@ async def run_simulation(
     events are paced by their ``occurred_at`` on that clock instead of by count, so event
     time and the workers' processing time stay together; ``rate`` then only sets how busy
     customers are. ``step_ms`` and ``lapse_share``: see ``generate_events``. ``security``: the
-    SASL/TLS arguments of ``kafka_security.client_kwargs`` (none for a PLAINTEXT broker).
+    SASL/TLS arguments of ``kafka_security.client_kwargs`` (none for a PLAINTEXT broker);
+    ``compression_type``: the producer's codec (JOURNEY_COMPRESSION; None: uncompressed).
     """
     if start_ms is None:
         start_ms = int(time.time() * 1000)
@@ -100,6 +102,7 @@ async def run_simulation(
         enable_idempotence=True,
         linger_ms=5,
         value_serializer=orjson.dumps,
+        compression_type=compression_type,
         **(security or {}),
     )
     await _start(producer)

@@ -234,13 +234,15 @@ async def run_sender(
     clock_now_ms: Callable[[], int] | None = None,
     on_progress: Callable[[SenderStats], None] | None = None,
     security: Mapping[str, Any] | None = None,
+    compression_type: str | None = None,
 ) -> SenderStats:
     """Answer actions with outcomes until ``duration_s``, ``stop`` is set, or cancellation.
 
     Offsets are committed after the batch's outcomes are acknowledged (at least once; a
     redelivered action gives the same outcome ids). ``clock_now_ms`` is the engine's clock
     (default: wall clock); ``on_progress`` gets a snapshot about once a second and at the end.
-    ``security``: the SASL/TLS arguments of ``kafka_security.client_kwargs``.
+    ``security``: the SASL/TLS arguments of ``kafka_security.client_kwargs``;
+    ``compression_type``: the outcomes producer's codec (None: uncompressed).
     """
     handler = ActionHandler(prefs, seed, prefix)
     now_ms = clock_now_ms or _wall_clock_ms
@@ -259,6 +261,7 @@ async def run_sender(
         enable_idempotence=True,
         linger_ms=5,
         value_serializer=orjson.dumps,
+        compression_type=compression_type,
         **(security or {}),
     )
     started = time.monotonic()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from stream.core.dlq import ORIGINAL_LIMIT
 from tests.integration.conftest import ROOT, Deployment, WorkerProcess
 from tests.integration.events import complaint, event, order
 
@@ -150,12 +153,10 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     assert reasons["complete_the_look"] == "open_service_case"
 
 
-async def test_event_from_kafkas_console_producer_is_processed_the_same(
-    deployment: Deployment, worker: WorkerProcess
+async def console_produce(
+    deployment: Deployment, channel: str, lines: list[str], *options: str
 ) -> None:
-    cid = "C100003"
-    opened = complaint(cid, "K3", "broken item")
-    line = f"{cid}|{orjson.dumps(opened).decode()}\n"
+    """Produce ``key|value`` lines with Kafka's own Java console producer."""
     console = await asyncio.to_thread(
         subprocess.run,
         [
@@ -165,23 +166,48 @@ async def test_event_from_kafkas_console_producer_is_processed_the_same(
             "--bootstrap-server",
             deployment.settings.broker,
             "--topic",
-            deployment.settings.topics.events("call_center"),
+            deployment.settings.topics.events(channel),
             "--property",
             "parse.key=true",
             "--property",
             "key.separator=|",
+            *options,
         ],
-        input=line.encode(),
+        input="".join(f"{line}\n" for line in lines).encode(),
         capture_output=True,
         timeout=120,
     )
     assert console.returncode == 0, console.stderr.decode()[-2000:]
+
+
+async def test_event_from_kafkas_console_producer_is_processed_the_same(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100003"
+    opened = complaint(cid, "K3", "broken item")
+    await console_produce(deployment, "call_center", [f"{cid}|{orjson.dumps(opened).decode()}"])
     actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 1), cid)
     assert [(a["action"], a["trigger"]["event_id"]) for a in actions] == [
         ("service_recovery", opened["event_id"])
     ]
     state = await deployment.wait_for(lambda: worker.customer(cid), what="state of C100003")
     assert set(state["open_cases"]) == {"K3"}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_every_compression_codec_of_the_console_producer_is_processed(
+    deployment: Deployment, worker: WorkerProcess, codec: str
+) -> None:
+    cid = f"C1001{codec}"
+    views = [event("web", "page_view", {"customer_id": cid}, {"url": f"/{n}"}) for n in range(3)]
+    lines = [f"{cid}|{orjson.dumps(view).decode()}" for view in views]
+    await console_produce(deployment, "web", lines, "--compression-codec", codec)
+    state = await deployment.wait_for(
+        lambda: (s := worker.customer(cid)) and s["event_count"] == len(views) and s,
+        what=f"three {codec} events processed",
+    )
+    assert {v["event_id"] for v in views} <= set(state["seen_event_ids"])
+    assert worker.process is not None and worker.process.poll() is None, "the worker died"
 
 
 async def test_duplicate_event_ids_change_nothing(
@@ -249,6 +275,37 @@ async def test_malformed_input_lands_in_the_dlq_with_reasons_and_the_worker_keep
     assert actions[0]["action"] == "service_recovery"
     assert worker.process is not None and worker.process.poll() is None
     assert 'journey_events_invalid_total{reason="too_large"} 1.0' in worker.metrics()
+
+
+async def test_a_one_megabyte_message_is_dead_lettered_bounded_and_the_event_behind_it_counts(
+    deployment: Deployment, worker: WorkerProcess
+) -> None:
+    cid = "C100006"
+    topic = deployment.settings.topics.events("web")
+    huge = b'{"event_id": "huge", "padding": "' + b"x" * 1_000_000 + b'"}'
+    behind = event("web", "page_view", {"customer_id": cid}, {"url": "/behind"})
+    # One key, so one partition: the valid event is read right after the huge one.
+    await deployment.produce_raw(topic, [huge, orjson.dumps(behind)], key=cid.encode())
+    state = await deployment.wait_for(
+        lambda: (s := worker.customer(cid)) and behind["event_id"] in s["seen_event_ids"] and s,
+        what="the event behind the huge one processed",
+    )
+    assert state["event_count"] == 1
+    records = await deployment.collect(
+        [deployment.settings.topics.dlq],
+        lambda rs: any(orjson.loads(r.value)["source"]["topic"] == topic for r in rs),
+    )
+    dead = [
+        orjson.loads(r.value) for r in records if orjson.loads(r.value)["source"]["topic"] == topic
+    ]
+    # At least once: a redelivered batch may dead-letter it again, from the same offset.
+    assert len({(m["source"]["partition"], m["source"]["offset"]) for m in dead}) == 1
+    assert dead[0]["reason"] == "too_large"
+    assert dead[0]["original_truncated"] is True and dead[0]["original_size"] == len(huge)
+    assert dead[0]["original_sha256"] == hashlib.sha256(huge).hexdigest()
+    assert base64.b64decode(dead[0]["original_b64"]) == huge[:ORIGINAL_LIMIT]
+    assert deployment.catalog.message_error("dlq", dead[0]) is None
+    assert worker.process is not None and worker.process.poll() is None, "the worker died"
 
 
 def test_rocksdb_databases_open_with_bounded_memory(worker: WorkerProcess) -> None:
