@@ -21,3 +21,7 @@ if _shift:
         print(f"sitecustomize: clock NOT shifted in {sys.executable}", file=sys.stderr)
     else:
         time_machine.travel(time.time() + float(_shift), tick=True).start()
+        # time-machine's clock starts ticking at its first reading, not at start(): read it
+        # now, or a process whose first reading comes seconds later (a worker, after its
+        # imports) runs that much behind the others.
+        time.time()
