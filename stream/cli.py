@@ -7,10 +7,39 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from stream.config import SettingsError, load_settings
+from stream.config import Settings, SettingsError, environment_with_file, load_settings
+
+DEMO_HINT = "the demo writes its settings to .run/demo/journey.env"
+
+
+class CommandFailed(Exception):
+    """What went wrong, said on one line; the command exits with 1."""
+
+
+def _settings() -> Settings:
+    """The command's settings: the environment over its settings file (JOURNEY_ENV_FILE),
+    naming the file on stderr when one was read."""
+    environ, path = environment_with_file(os.environ)
+    if path is not None:
+        print(f"journey: settings from {path} (JOURNEY_* variables set win)", file=sys.stderr)
+    return load_settings(environ)
+
+
+def _require_topics(settings: Settings, names: list[str]) -> None:
+    """Refuse to go on unless every topic in ``names`` exists: a command creates none."""
+    from stream.shell.topics import MissingTopicsError, require_topics
+
+    try:
+        asyncio.run(require_topics(settings, names))
+    except MissingTopicsError as exc:
+        prefix = settings.topics.prefix
+        raise CommandFailed(
+            f"{exc} (is JOURNEY_TOPIC_PREFIX={prefix} right? {DEMO_HINT})"
+        ) from None
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -20,7 +49,7 @@ def _worker(args: argparse.Namespace) -> int:
     from stream.core.decide import PolicyError
     from stream.shell.topics import ensure_topics
 
-    settings = load_settings()
+    settings = _settings()
     logging.basicConfig(level=settings.log_level.upper())
     try:
         journey = create_app(settings)
@@ -38,7 +67,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from stream.shell.kafka_security import client_kwargs
     from stream.simulate.producer import run_simulation
 
-    settings = load_settings()
+    settings = _settings()
+    _require_topics(settings, settings.topics.all_events)
     clock = settings.clock()
 
     def progress(sent: int, elapsed_s: float) -> None:
@@ -75,7 +105,9 @@ def _sender(args: argparse.Namespace) -> int:
     from stream.simulate.preferences import preferences_for
     from stream.simulate.sender import SenderStats, run_sender
 
-    settings = load_settings()
+    settings = _settings()
+    topics = settings.topics
+    _require_topics(settings, [*topics.all_actions, topics.outcomes, *topics.all_events])
     clock = settings.clock()
 
     def progress(stats: SenderStats) -> None:
@@ -113,7 +145,8 @@ def _report(args: argparse.Namespace) -> int:
     from stream.core.uplift import uplift_report
     from stream.shell.report import format_model, format_uplift, read_model
 
-    settings = load_settings()
+    settings = _settings()
+    _require_topics(settings, [settings.topics.model])
     try:
         rows = asyncio.run(read_model(settings))
     except TimeoutError as exc:
@@ -133,7 +166,12 @@ def _customer(args: argparse.Namespace) -> int:
     import urllib.parse
     import urllib.request
 
-    settings = load_settings()
+    settings = _settings()
+    if not settings.api_token:
+        raise SettingsError(
+            "JOURNEY_API_TOKEN is not set "
+            "(the demo writes its settings, token included, to .run/demo/journey.env)"
+        )
     base = args.url or f"http://127.0.0.1:{settings.web_port}"
     path = f"/customers/{urllib.parse.quote(args.customer_id, safe='')}"
     request = urllib.request.Request(
@@ -178,7 +216,7 @@ def _policy_check(args: argparse.Namespace) -> int:
 def _topics(args: argparse.Namespace) -> int:
     from stream.shell.topics import ensure_topics
 
-    settings = load_settings()
+    settings = _settings()
     created = asyncio.run(ensure_topics(settings))
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
     return 0
@@ -187,7 +225,8 @@ def _topics(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     from stream.shell.watch import watch_actions
 
-    settings = load_settings()
+    settings = _settings()
+    _require_topics(settings, settings.topics.all_actions)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(watch_actions(settings, args.metrics_url, args.duration, args.quiet))
     return 0
@@ -196,7 +235,8 @@ def _watch(args: argparse.Namespace) -> int:
 def _forget(args: argparse.Namespace) -> int:
     from stream.shell.forget import forget
 
-    settings = load_settings()
+    settings = _settings()
+    _require_topics(settings, [settings.topics.erasures, settings.topics.customer_events])
     try:
         audit = asyncio.run(forget(settings, args.customer, args.timeout))
     except TimeoutError as exc:
@@ -310,7 +350,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     try:
         code = handlers[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:  # the reader left (`journey ... | head`): stop quietly
+        from stream.shell.pipes import EXIT_CLOSED_PIPE, discard_stdout
+
+        discard_stdout()
+        code = EXIT_CLOSED_PIPE
     except SettingsError as exc:  # a bad JOURNEY_* setting: its name and the fix, no traceback
         print(f"journey {args.command}: {exc}", file=sys.stderr)
         code = 2
+    except CommandFailed as exc:
+        print(f"journey {args.command}: {exc}", file=sys.stderr)
+        code = 1
     sys.exit(code)

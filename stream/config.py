@@ -7,6 +7,8 @@ names, defaults and meanings live in one place.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +212,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "client certificate (PEM) for brokers that require mutual TLS; may also hold the key",
     ),
     "JOURNEY_SSL_KEYFILE": ("", "unencrypted private key (PEM) of JOURNEY_SSL_CERTFILE"),
+    "JOURNEY_ENV_FILE": (
+        ".run/demo/journey.env",
+        "settings file of the `journey` commands (`export JOURNEY_...=value` lines, as "
+        "`make demo` writes them); variables set in the environment win; the default is "
+        "read only if it exists and JOURNEY_TOPIC_PREFIX is unset; empty: no file",
+    ),
 }
 
 COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -498,3 +506,58 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fault_send=_fault_send(get("JOURNEY_FAULT_SEND")),
         **_security(get),
     )
+
+
+ENV_FILE_NAME = re.compile(r"JOURNEY_[A-Z0-9_]+")
+DEFAULT_ENV_FILE = Path(SETTINGS_DOC["JOURNEY_ENV_FILE"][0])  # relative: where `journey` runs
+
+
+def write_env_file(path: Path, values: Mapping[str, str], comment: str = "") -> None:
+    """Write ``values`` as ``export NAME=value`` lines a shell can source, readable by the
+    owner alone (the file may hold the API token); replaces the file in one step."""
+    lines = [f"# {line}\n" for line in comment.splitlines()]
+    lines += [f"export {name}={shlex.quote(value)}\n" for name, value in sorted(values.items())]
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older temporary file may have had another mode
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write("".join(lines))
+    os.replace(temporary, path)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The JOURNEY_* variables of a settings file (``[export] NAME=value`` lines, shell
+    quoting, ``#`` comments); an unreadable file or a bad line is refused with its name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"JOURNEY_ENV_FILE: cannot read {path} ({reason})") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        where = f"JOURNEY_ENV_FILE: {path} line {number}"
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+        words = words[1:] if words[:1] == ["export"] else words
+        if not words:
+            continue
+        name, equals, value = words[0].partition("=")
+        if len(words) != 1 or not equals or not ENV_FILE_NAME.fullmatch(name):
+            # the line itself is not shown: it may hold a secret
+            raise SettingsError(f"{where} is not `export JOURNEY_NAME=value`")
+        values[name] = value
+    return values
+
+
+def environment_with_file(environ: Mapping[str, str]) -> tuple[dict[str, str], Path | None]:
+    """``environ`` over the settings file JOURNEY_ENV_FILE names (see its entry in
+    ``SETTINGS_DOC``), and the file that was read (None if none was)."""
+    named = environ.get("JOURNEY_ENV_FILE")
+    if named == "":
+        return dict(environ), None
+    path = Path(named) if named else DEFAULT_ENV_FILE
+    if named is None and ("JOURNEY_TOPIC_PREFIX" in environ or not path.is_file()):
+        return dict(environ), None  # a local demo's file only stands in for a missing setup
+    return {**read_env_file(path), **environ}, path

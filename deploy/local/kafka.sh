@@ -10,7 +10,10 @@
 #
 # Settings (environment): KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # KAFKA_CACHE (jar cache, default .cache/ in the repo), KAFKA_RUN_DIR (data, logs, pid),
-# KAFKA_EXTRA_PROPERTIES (lines appended to server.properties, e.g. by tests/run_shifted.sh).
+# KAFKA_EXTRA_PROPERTIES (lines appended to server.properties, e.g. by tests/run_shifted.sh),
+# KAFKA_ADD_SCRAM (SCRAM credentials written at format time, one a line, as `kafka-storage
+# format --add-scram` takes them: 'SCRAM-SHA-512=[name=NAME,password=SECRET]'; see
+# tests/integration/secured_broker.py).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,7 +28,9 @@ LIBS="$KAFKA_CACHE/kafka-$KAFKA_VERSION/libs"
 PID_FILE="$KAFKA_RUN_DIR/kafka.pid"
 CONFIG="$KAFKA_RUN_DIR/server.properties"
 
-log() { echo "[kafka] $*" >&2; }
+# A closed stderr (`make demo 2>&1 | tee log` ended by Ctrl-C) must not end the script
+# before `down` has stopped the broker: the subshell takes the SIGPIPE or EPIPE instead.
+log() { (echo "[kafka] $*" >&2) || true; }
 
 fetch() {
   if [[ -f "$LIBS/.complete" ]]; then return 0; fi
@@ -65,12 +70,17 @@ up() {
   mkdir -p "$KAFKA_RUN_DIR/logs"
   sed -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
       -e "s#@DATA_DIR@#$KAFKA_RUN_DIR/data#g" "$HERE/server.properties" > "$CONFIG"
-  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then printf "%s\n" "$KAFKA_EXTRA_PROPERTIES" >> "$CONFIG"; fi
+  if [[ -n "${KAFKA_EXTRA_PROPERTIES:-}" ]]; then printf '%s\n' "$KAFKA_EXTRA_PROPERTIES" >> "$CONFIG"; fi
   if [[ ! -f "$KAFKA_RUN_DIR/data/meta.properties" ]]; then
     local cluster_id
+    # --cluster-id=ID, not -t ID: a base64 id may start with "-", which would read as an option.
     cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
     log "formatting storage in $KAFKA_RUN_DIR/data (cluster $cluster_id)"
-    java_run kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" >/dev/null
+    local scram=() line
+    while IFS= read -r line; do
+      if [[ -n "$line" ]]; then scram+=(--add-scram "$line"); fi
+    done <<< "${KAFKA_ADD_SCRAM:-}"
+    java_run kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$CONFIG" "${scram[@]}" >/dev/null
   fi
   log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (log: $KAFKA_RUN_DIR/logs/server.out)"
   # setsid: a Ctrl-C meant for the caller (make demo) must not reach the broker.
@@ -81,7 +91,7 @@ up() {
   local deadline=$((SECONDS + 90))
   until is_ready; do
     if ! running_pid >/dev/null; then
-      log "broker exited during start; last log lines:"; tail -n 30 "$KAFKA_RUN_DIR/logs/server.out" >&2
+      log "broker exited during start; last log lines:"; tail -n 30 "$KAFKA_RUN_DIR/logs/server.out" >&2 || true
       rm -f "$PID_FILE"; return 1
     fi
     if (( SECONDS > deadline )); then log "broker not ready after 90 s"; down; return 1; fi

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from faust.types.auth import AuthProtocol, SASLMechanism
 from stream import cli
 from stream.app import create_app, create_faust_app
 from stream.config import SETTINGS_DOC, Settings, SettingsError, load_settings
-from stream.shell import forget, lag, model_view, topics, watch
+from stream.shell import forget, kafka_security, lag, model_view, topics, watch
 from stream.shell.kafka_security import (
+    BrokerAccessError,
     broker_credentials,
+    check_broker_access,
     client_kwargs,
     credentials_client_kwargs,
     ssl_context,
@@ -537,16 +540,53 @@ class Recorded:
 
         return FakeClient
 
+    def admin(self, site: str, existing: list[str]) -> type:
+        calls = self.calls
+
+        class FakeAdmin:
+            def __init__(self, **kwargs: Any) -> None:
+                calls.append((site, kwargs))
+
+            async def start(self) -> None:
+                """Nothing to connect to."""
+
+            async def close(self) -> None:
+                """Nothing to close."""
+
+            async def list_topics(self) -> list[str]:
+                return existing
+
+            async def describe_topics(self, names: list[str]) -> list[Any]:
+                raise Stop
+
+        return FakeAdmin
+
+    def connection(self, site: str) -> Callable[..., Awaitable[Any]]:
+        calls = self.calls
+
+        class FakeConnection:
+            def close(self) -> None:
+                """Nothing to close."""
+
+        async def create_conn(host: str, port: int, **kwargs: Any) -> FakeConnection:
+            calls.append((site, {"bootstrap_servers": f"{host}:{port}", **kwargs}))
+            return FakeConnection()
+
+        return create_conn
+
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
     """Every aiokafka client the package makes, replaced by a recording fake."""
     record = Recorded()
+    monkeypatch.setattr(kafka_security, "create_conn", record.connection("broker check"))
     monkeypatch.setattr(model_view, "AIOKafkaConsumer", record.consumer("model view / report"))
     monkeypatch.setattr(watch, "AIOKafkaConsumer", record.consumer("watch"))
     monkeypatch.setattr(forget, "AIOKafkaConsumer", record.consumer("forget consumer"))
     monkeypatch.setattr(forget, "AIOKafkaProducer", record.refused("forget producer"))
-    monkeypatch.setattr(topics, "AIOKafkaAdminClient", record.refused("topics admin"))
+    # every topic exists: `journey topics` stops at its wait, the other commands pass their check
+    admin = record.admin("topics admin", topics.every_topic(load_settings({}).topics))
+    monkeypatch.setattr(topics, "AIOKafkaAdminClient", admin)
     monkeypatch.setattr(lag, "AIOKafkaAdminClient", record.refused("lag admin"))
     monkeypatch.setattr(producer, "AIOKafkaProducer", record.refused("simulate producer"))
     monkeypatch.setattr(sender, "AIOKafkaConsumer", record.consumer("sender consumer"))
@@ -581,6 +621,7 @@ def run_every_client(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.Mo
 
 
 EVERY_SITE = {
+    "broker check",
     "model view / report",
     "lag admin",
     "watch",
@@ -618,7 +659,8 @@ def test_every_client_of_a_sasl_ssl_worker_authenticates_over_tls(
     )
     run_every_client(tmp_path, env, monkeypatch)
     assert {site for site, _ in recorded.calls} == EVERY_SITE
-    assert len(recorded.calls) == 10  # the model topic is read by the worker and the report
+    # the model topic is read by the worker and the report; five commands check their topics
+    assert len([site for site, _ in recorded.calls if site != "broker check"]) == 10 + 5
     for site, kwargs in recorded.calls:
         assert kwargs["security_protocol"] == "SASL_SSL", site
         assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512", site
@@ -640,3 +682,128 @@ def test_the_cli_reports_a_bad_setting_without_a_traceback(
     assert capsys.readouterr().err == (
         "journey topics: JOURNEY_SECURITY_PROTOCOL=SASL_SSL needs JOURNEY_SASL_USERNAME\n"
     )
+
+
+# --- the pre-flight: what a refusing broker makes the worker and the CLI say ---------------
+
+
+class FakeBroker:
+    """``create_conn`` of a broker that answers each attempt with the next of ``answers``
+    (an exception to raise, or None to accept); the last answer repeats."""
+
+    def __init__(self, *answers: BaseException | None) -> None:
+        self.answers = list(answers)
+        self.attempts: list[dict[str, Any]] = []
+        self.closed = 0
+
+    async def create_conn(self, host: str, port: int, **kwargs: Any) -> FakeBroker:
+        self.attempts.append({"address": f"{host}:{port}", **kwargs})
+        answer = self.answers[min(len(self.attempts), len(self.answers)) - 1]
+        if answer is not None:
+            raise answer
+        return self
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    """The error Python's ssl module raises when the broker's certificate fails a check."""
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    error.verify_code, error.verify_message = code, message
+    return error
+
+
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        (
+            aiokafka.errors.SaslAuthenticationFailed(
+                "Authentication failed during authentication due to invalid credentials with "
+                "SASL mechanism SCRAM-SHA-512"
+            ),
+            "JOURNEY_SASL_USERNAME/JOURNEY_SASL_PASSWORD(_FILE): SASL authentication failed: "
+            "the broker at broker.example:9093 refused user 'journey' with SCRAM-SHA-512 "
+            "(Authentication failed during authentication due to invalid credentials",
+        ),
+        (
+            verify_error(20, "unable to get local issuer certificate"),
+            "JOURNEY_SSL_CAFILE: TLS certificate verification failed for the broker at "
+            "broker.example:9093: unable to get local issuer certificate; trusted: ",
+        ),
+        (
+            verify_error(62, "Hostname mismatch, certificate is not valid for 'broker.example'"),
+            "JOURNEY_BROKER: the TLS certificate of the broker at broker.example:9093 is not "
+            "valid for that host",
+        ),
+        (
+            aiokafka.errors.UnsupportedSaslMechanismError("the connection"),
+            "JOURNEY_SASL_MECHANISM=SCRAM-SHA-512: the broker at broker.example:9093 does not "
+            "offer this SASL mechanism",
+        ),
+        (
+            ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] alert certificate required"),
+            "JOURNEY_SECURITY_PROTOCOL=SASL_SSL: the TLS handshake with the broker at "
+            "broker.example:9093 failed",
+        ),
+    ],
+    ids=["wrong-password", "untrusted-ca", "host-name", "mechanism", "tls-handshake"],
+)
+async def test_a_refusing_broker_ends_the_check_at_once_naming_the_setting(
+    refusal: BaseException,
+    message: str,
+    password_file: Path,
+    pki: Pki,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = FakeBroker(refusal)
+    monkeypatch.setattr(kafka_security, "create_conn", broker.create_conn)
+    settings = load_settings(
+        {**scram_over_tls(password_file, pki), "JOURNEY_BROKER": "broker.example:9093"}
+    )
+    with pytest.raises(BrokerAccessError) as refused:
+        await check_broker_access(settings, timeout_s=60)
+    assert str(refused.value).startswith(message)
+    assert SECRET not in str(refused.value)
+    assert len(broker.attempts) == 1  # no retry: it would be refused again
+    assert broker.attempts[0]["sasl_plain_password"] == SECRET  # the settings' own arguments
+    assert broker.attempts[0]["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+async def test_an_unreachable_broker_is_retried_until_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = FakeBroker(ConnectionRefusedError(111, "Connect call failed"))
+    monkeypatch.setattr(kafka_security, "create_conn", broker.create_conn)
+    monkeypatch.setattr(kafka_security, "RETRY_EVERY_S", 0.01)
+    with pytest.raises(BrokerAccessError, match=r"^JOURNEY_BROKER: no broker answered at "):
+        await check_broker_access(load_settings({}), timeout_s=0.1)
+    assert len(broker.attempts) >= 2
+
+
+async def test_a_broker_that_comes_up_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = FakeBroker(ConnectionRefusedError(111, "Connect call failed"), ssl.SSLEOFError(), None)
+    monkeypatch.setattr(kafka_security, "create_conn", broker.create_conn)
+    monkeypatch.setattr(kafka_security, "RETRY_EVERY_S", 0.01)
+    await check_broker_access(load_settings({}), timeout_s=60)
+    assert (len(broker.attempts), broker.closed) == (3, 1)
+
+
+def test_the_cli_ends_on_a_refused_password_with_one_line(
+    password_file: Path,
+    pki: Pki,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broker = FakeBroker(aiokafka.errors.SaslAuthenticationFailed("invalid credentials"))
+    monkeypatch.setattr(kafka_security, "create_conn", broker.create_conn)
+    for name in SETTINGS_DOC:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in scram_over_tls(password_file, pki).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["topics"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("journey topics: JOURNEY_SASL_USERNAME/JOURNEY_SASL_PASSWORD(_FILE): ")
+    assert err.count("\n") == 1 and "Traceback" not in err
