@@ -43,6 +43,7 @@ from stream.core.timer_index import TimerIndex
 from stream.shell import delivery_guard
 from stream.shell.api import add_api, census_total
 from stream.shell.clock import wall_ms
+from stream.shell.condition_errors import ConditionErrors
 from stream.shell.faust_compat import (
     deliveries,
     enable_idempotent_producer,
@@ -165,6 +166,8 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     metrics = Metrics()
     metrics.consumer_deliveries = deliveries  # counted by the drain loop, process-wide
     metrics.set_policy(policy_source.current.version, marketing_actions(policy_source.current))
+    condition_errors = ConditionErrors(metrics.condition_errors)
+    condition_errors.track(policy_source.current)
     topics = settings.topics
     limits = Limits(settings.dedupe_window, settings.recent_events)
     decode_options = DecodeOptions(
@@ -333,6 +336,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
                 for candidate in decision.candidates:
                     if not candidate.chosen:
                         metrics.suppressions.labels(candidate.action, candidate.reason.value).inc()
+                condition_errors.record(decision)
             record = decision.to_message()
             explained.setdefault(key, []).append(record)
             await send(topics.decisions, key, record)
@@ -540,6 +544,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
             metrics.set_policy(
                 policy_source.current.version, marketing_actions(policy_source.current)
             )
+            condition_errors.track(policy_source.current)
         metrics.policy_reload_failures.set(policy_source.failed_reloads)
 
     @app.timer(settings.policy_poll_s)

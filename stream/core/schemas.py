@@ -8,7 +8,7 @@ the ``$defs`` of its schema, so adding a type to a schema adds it to the worker.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ class SchemaCatalog:
     event_validators: Mapping[str, Any]
     event_types: Mapping[str, frozenset[str]]
     message_validators: Mapping[str, Any]
+    # Per event type, the schema of its ``properties`` on each channel that has the type.
+    event_properties: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
 
     def first_error(self, validator: Any, instance: Any) -> str | None:
         """``path: message`` of the first violation, or None when the instance is valid."""
@@ -60,10 +62,13 @@ def load_catalog(schema_dir: Path | None = None) -> SchemaCatalog:
 
     event_validators: dict[str, Any] = {}
     event_types: dict[str, frozenset[str]] = {}
+    event_properties: dict[str, tuple[Mapping[str, Any], ...]] = {}
     for name, document in documents.items():
         if name.startswith("events/"):
             channel = name.removeprefix("events/").removesuffix(".schema.json")
             event_validators[channel] = compile_schema(name)
             event_types[channel] = frozenset(document.get("$defs", {}))
+            for type_, schema in document.get("$defs", {}).items():
+                event_properties[type_] = (*event_properties.get(type_, ()), schema)
     message_validators = {kind: compile_schema(f"{kind}.schema.json") for kind in MESSAGE_SCHEMAS}
-    return SchemaCatalog(event_validators, event_types, message_validators)
+    return SchemaCatalog(event_validators, event_types, message_validators, event_properties)

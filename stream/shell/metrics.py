@@ -56,6 +56,13 @@ class Metrics:
             ["action", "reason"],
             registry=r,
         )
+        self.condition_errors = Counter(
+            "journey_condition_errors_total",
+            "Candidate actions suppressed because a policy condition failed to evaluate "
+            "(condition_error); every action of the policy in force starts at zero",
+            ["action"],
+            registry=r,
+        )
         self.stage_transitions = Counter(
             "journey_stage_transitions_total",
             "Journey stage transitions",

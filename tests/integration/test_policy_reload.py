@@ -69,6 +69,7 @@ async def test_sighup_reloads_the_policy_and_a_bad_reload_keeps_the_last_good(
         ]
         assert action["policy_version"] == second
 
+        good = path.read_text()
         path.write_text("format: 1\nname: broken\n")
         worker.process.send_signal(signal.SIGHUP)
         await deployment.wait_for(
@@ -76,6 +77,18 @@ async def test_sighup_reloads_the_policy_and_a_bad_reload_keeps_the_last_good(
             what="failed reload counted",
         )
         assert policy_version(worker.metrics()) == second
+
+        # A misspelled field is refused like any invalid policy, not loaded to fail as
+        # condition_error on every decision of the action.
+        path.write_text(good.replace("customer.open_cases == 0", "customer.open_case == 0"))
+        worker.process.send_signal(signal.SIGHUP)
+        await deployment.wait_for(
+            lambda: "journey_policy_reload_failures 2.0" in worker.metrics(),
+            what="reload with a misspelled field refused",
+        )
+        metrics = worker.metrics()
+        assert policy_version(metrics) == second
+        assert 'journey_condition_errors_total{action="service_follow_up"} 0.0' in metrics
         assert worker.process.poll() is None
     finally:
         await asyncio.to_thread(worker.stop)

@@ -1,13 +1,18 @@
 """Policy-as-code: load a YAML policy, check it completely, compile its CEL once.
 
 A policy that fails any check is refused as a whole with every problem listed as
-``file:line: path: message``; the worker keeps the last good one.
+``file:line: path: message``; the worker keeps the last good one. The CEL is checked
+against what its variables hold (``variables.ConditionScope``, ``cel_check``): an
+unknown field, property or constant, or a value an enum-like field never has, is a
+problem here rather than a ``condition_error`` on every decision at run time.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +22,12 @@ import cel
 import yaml
 
 from stream.core.decide.adaptive_policy import parse_holdout, parse_learning
+from stream.core.decide.cel_check import check_expression
+from stream.core.decide.cel_parse import CelSyntaxError
 from stream.core.decide.holdout import HoldoutPolicy
 from stream.core.decide.learning import LearningPolicy
-from stream.core.decide.variables import CEL_VARIABLES, ViewPlan
+from stream.core.decide.shapes import ANY, Shape
+from stream.core.decide.variables import CEL_VARIABLES, ConditionScope, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
 from stream.core.resolve import DEFAULT_MAX_IDENTIFIERS, IdentityRules
 from stream.core.schemas import SchemaCatalog
@@ -29,6 +37,13 @@ DEFAULT_PROPENSITY = 0.05
 DEFAULT_VALIDITY_MS = 7 * DURATION_MS["d"]
 DEFAULT_TIMER_GRACE_MS = DURATION_MS["h"]
 ANY_EVENT = "*"
+_DURATION = re.compile(r"[0-9]+[smhd]")
+# What a value that fails one of the policy schema's patterns should look like.
+_PATTERN_WORDS = {
+    "duration": "not a duration; use a number with s, m, h or d, like 90s or 2d",
+    "clock": "not a time of day; use hh:mm from 00:00 to 23:59, like 08:00",
+    "identifier": "not a name; use lower-case letters, digits and _, starting with a letter",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +207,16 @@ def parse_duration_ms(text: str) -> int:
     return int(text[:-1]) * DURATION_MS[text[-1]]
 
 
+def _lenient_duration_ms(text: Any) -> int:
+    """A duration's milliseconds, or 1 for a bad one (the schema check has reported it).
+
+    Lets the rest of the policy be checked, so all its problems are listed at once.
+    """
+    if isinstance(text, str) and _DURATION.fullmatch(text):
+        return parse_duration_ms(text)
+    return 1
+
+
 def _clock_minutes(text: str) -> int:
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
@@ -215,8 +240,13 @@ class _Checker:
         )
 
     def condition(
-        self, data: dict[str, Any], key: str, path: tuple[str | int, ...]
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: tuple[str | int, ...],
+        variables: Mapping[str, Shape],
     ) -> Condition | None:
+        """The compiled expression at ``data[key]``, or None if absent or not usable."""
         text = data.get(key)
         if text is None:
             return None
@@ -227,39 +257,90 @@ class _Checker:
             message = str(exc).replace("\n", " ")
             self.problem(full, f"CEL does not compile: {message}")
             return None
+        problems = _cel_problems(text, program, variables)
+        for message in problems:
+            self.problem(full, message)
+        return None if problems else Condition(text, _path_text(full), program)
+
+
+def _cel_problems(text: str, program: Any, variables: Mapping[str, Shape]) -> list[str]:
+    """What the expression reads that its variables do not have."""
+    try:
+        return check_expression(text, variables)
+    except CelSyntaxError:  # syntax the field check cannot read: the variables at least
         unknown = sorted(set(program.variables()) - CEL_VARIABLES)
-        if unknown:
-            self.problem(
-                full,
-                f"CEL reads unknown variable(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(CEL_VARIABLES))}",
-            )
-            return None
-        return Condition(text, _path_text(full), program)
+        if not unknown:
+            return []
+        known = ", ".join(sorted(CEL_VARIABLES))
+        return [f"CEL reads unknown variable(s) {', '.join(unknown)}; known: {known}"]
 
 
-def _action(
-    checker: _Checker,
-    data: dict[str, Any],
-    index: int,
-    prior: float,
-    event_types: frozenset[str],
-) -> ActionSpec:
-    path: tuple[str | int, ...] = ("actions", index)
+@dataclass(frozen=True)
+class _Build:
+    """What building an action or a timer needs besides its own data."""
+
+    checker: _Checker
+    scope: ConditionScope
+    event_types: frozenset[str]
+    timer_starts: Mapping[str, frozenset[str]]  # timer name -> the event types that arm it
+    prior: float
+
+    def unknown_event(self, path: tuple[str | int, ...], name: str) -> None:
+        """Report an event type the schemas do not have."""
+        self.checker.problem(path, f"unknown event type {name!r}{_close(name, self.event_types)}")
+
+
+def _close(name: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the known name closest to ``name``, if one is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _action_triggers(
+    build: _Build, items: list[dict[str, Any]], path: tuple[str | int, ...]
+) -> tuple[tuple[Trigger, ...], dict[str, Shape]]:
+    """The triggers, and the variables the action's other conditions see (any trigger's)."""
     triggers = []
-    for t_index, trigger in enumerate(data["triggers"]):
+    events: set[str] = set()
+    timers: dict[str, frozenset[str]] = {}
+    unknown = False
+    for t_index, trigger in enumerate(items):
         t_path = (*path, "triggers", t_index)
-        event = trigger.get("event")
-        if event is not None and event not in event_types:
-            checker.problem((*t_path, "event"), f"unknown event type {event!r}")
-        triggers.append(
-            Trigger(event, trigger.get("timer"), checker.condition(trigger, "when", t_path))
-        )
+        event, timer = trigger.get("event"), trigger.get("timer")
+        mine: set[str] = set()
+        if event is not None:
+            mine.add(event)
+            if event not in build.event_types:
+                build.unknown_event((*t_path, "event"), event)
+                unknown = True
+        armed_by: dict[str, frozenset[str]] = {}
+        if timer is not None and timer in build.timer_starts:
+            armed_by[timer] = build.timer_starts[timer]
+        unknown |= timer is not None and not armed_by  # reported by _check_timer_links
+        events |= mine
+        timers.update(armed_by)
+        variables = build.scope.variables(mine, armed_by)
+        when = build.checker.condition(trigger, "when", t_path, variables)
+        triggers.append(Trigger(event, timer, when))
+    variables = build.scope.variables(events, timers)
+    if unknown:
+        variables["event"] = ANY
+    return tuple(triggers), variables
+
+
+def _action(build: _Build, data: dict[str, Any], index: int) -> ActionSpec:
+    checker = build.checker
+    path: tuple[str | int, ...] = ("actions", index)
+    triggers, variables = _action_triggers(build, data["triggers"], path)
     payload = []
     for name in data.get("payload", {}):
-        condition = checker.condition(data["payload"], name, (*path, "payload"))
-        if condition is not None:
-            payload.append((name, condition))
+        expression = checker.condition(data["payload"], name, (*path, "payload"), variables)
+        if expression is not None:
+            payload.append((name, expression))
+
+    def condition(key: str) -> Condition | None:
+        return checker.condition(data, key, path, variables)
+
     return ActionSpec(
         id=data["id"],
         order=index,
@@ -267,24 +348,24 @@ def _action(
         channels=tuple(data["channels"]),
         value=float(data.get("value", 1.0)),
         lever=float(data.get("lever", 1.0)),
-        propensity=prior
+        propensity=build.prior
         if isinstance(data.get("propensity"), dict)
-        else float(data.get("propensity", prior)),
+        else float(data.get("propensity", build.prior)),
         channel_propensity=_channel_propensity(checker, data, path),
-        validity_ms=parse_duration_ms(data["validity"])
+        validity_ms=_lenient_duration_ms(data["validity"])
         if "validity" in data
         else DEFAULT_VALIDITY_MS,
-        triggers=tuple(triggers),
+        triggers=triggers,
         evidence=float(data["evidence"]) if "evidence" in data else None,
         description=data.get("description", ""),
         reason=data.get("reason", ""),
         content=data.get("content"),
-        cooldown_ms=parse_duration_ms(data["cooldown"]) if "cooldown" in data else None,
+        cooldown_ms=_lenient_duration_ms(data["cooldown"]) if "cooldown" in data else None,
         max_per_customer=data.get("max_per_customer"),
-        context_weight=checker.condition(data, "context_weight", path),
-        eligibility=checker.condition(data, "eligibility", path),
-        applicability=checker.condition(data, "applicability", path),
-        suitability=checker.condition(data, "suitability", path),
+        context_weight=condition("context_weight"),
+        eligibility=condition("eligibility"),
+        applicability=condition("applicability"),
+        suitability=condition("suitability"),
         payload=tuple(payload),
     )
 
@@ -305,54 +386,74 @@ def _channel_propensity(
 
 
 def _timer_triggers(
-    checker: _Checker,
-    items: list[dict[str, Any]],
-    path: tuple[str | int, ...],
-    event_types: frozenset[str],
+    build: _Build, items: list[dict[str, Any]], path: tuple[str | int, ...]
 ) -> tuple[TimerTrigger, ...]:
     triggers = []
     for index, item in enumerate(items):
         event = item["event"]
-        if event != ANY_EVENT and event not in event_types:
-            checker.problem((*path, index, "event"), f"unknown event type {event!r}")
+        if event != ANY_EVENT and event not in build.event_types:
+            build.unknown_event((*path, index, "event"), event)
         excluded = item.get("except", [])
         if excluded and event != ANY_EVENT:
-            checker.problem((*path, index, "except"), "except is only for event '*'")
+            build.checker.problem((*path, index, "except"), "except is only for event '*'")
         for position, name in enumerate(excluded):
-            if name not in event_types:
-                checker.problem((*path, index, "except", position), f"unknown event type {name!r}")
-        condition = checker.condition(item, "when", (*path, index))
+            if name not in build.event_types:
+                build.unknown_event((*path, index, "except", position), name)
+        types = build.event_types - set(excluded) if event == ANY_EVENT else {event}
+        variables = build.scope.variables(types)
+        condition = build.checker.condition(item, "when", (*path, index), variables)
         triggers.append(TimerTrigger(event, condition, frozenset(excluded)))
     return tuple(triggers)
 
 
+def _timer(build: _Build, data: dict[str, Any], index: int) -> TimerSpec:
+    path: tuple[str | int, ...] = ("timers", index)
+    delay_ms = _lenient_duration_ms(data["delay"])
+    if delay_ms <= 0:
+        build.checker.problem((*path, "delay"), "delay must be positive")
+    return TimerSpec(
+        name=data["name"],
+        delay_ms=delay_ms,
+        start=_timer_triggers(build, data["start"], (*path, "start")),
+        cancel=_timer_triggers(build, data.get("cancel", []), (*path, "cancel")),
+        restart=data.get("restart", True),
+        grace_ms=_lenient_duration_ms(data["grace"]) if "grace" in data else DEFAULT_TIMER_GRACE_MS,
+        description=data.get("description", ""),
+    )
+
+
 def _timers(
-    checker: _Checker, items: list[dict[str, Any]], event_types: frozenset[str]
+    build: _Build, items: list[dict[str, Any]], blocked: set[tuple[str | int, ...]]
 ) -> tuple[TimerSpec, ...]:
+    """The timers the schema check left readable (``blocked``: those it did not)."""
     timers: list[TimerSpec] = []
     for index, data in enumerate(items):
-        path: tuple[str | int, ...] = ("timers", index)
+        if ("timers", index) in blocked:
+            continue
         if data["name"] in {t.name for t in timers}:
-            checker.problem((*path, "name"), f"duplicate timer {data['name']!r}")
-        delay_ms = parse_duration_ms(data["delay"])
-        if delay_ms <= 0:
-            checker.problem((*path, "delay"), "delay must be positive")
-        timers.append(
-            TimerSpec(
-                name=data["name"],
-                delay_ms=delay_ms,
-                start=_timer_triggers(checker, data["start"], (*path, "start"), event_types),
-                cancel=_timer_triggers(
-                    checker, data.get("cancel", []), (*path, "cancel"), event_types
-                ),
-                restart=data.get("restart", True),
-                grace_ms=parse_duration_ms(data["grace"])
-                if "grace" in data
-                else DEFAULT_TIMER_GRACE_MS,
-                description=data.get("description", ""),
-            )
-        )
+            build.checker.problem(("timers", index, "name"), f"duplicate timer {data['name']!r}")
+        timers.append(_timer(build, data, index))
     return tuple(timers)
+
+
+def _timer_starts(items: Any, event_types: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Per timer name, the event types that can arm it (read before any check passed)."""
+    starts: dict[str, frozenset[str]] = {}
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        types: set[str] = set()
+        starts_list = item.get("start")
+        for start in starts_list if isinstance(starts_list, list) else []:
+            event = start.get("event") if isinstance(start, dict) else None
+            excluded = start.get("except") if isinstance(start, dict) else None
+            if event == ANY_EVENT:
+                names = excluded if isinstance(excluded, list) else []
+                types |= event_types - {name for name in names if isinstance(name, str)}
+            elif isinstance(event, str):
+                types.add(event)
+        starts[item["name"]] = frozenset(types)
+    return starts
 
 
 def _check_timer_links(
@@ -403,7 +504,7 @@ def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
             Cap(
                 cap["name"],
                 cap["max"],
-                parse_duration_ms(cap["window"]),
+                _lenient_duration_ms(cap["window"]),
                 frozenset(cap["channels"]) if "channels" in cap else None,
                 frozenset(cap["categories"]) if "categories" in cap else None,
             )
@@ -450,47 +551,147 @@ def _index_triggers(
     return {name: tuple(entries.values()) for name, entries in index.items()}
 
 
+def _schema_message(error: Any) -> tuple[str, bool]:
+    """A schema violation in words, and whether it leaves its part of the policy unreadable.
+
+    A wrong value of the right type does not (a bad duration is read leniently), so the
+    rest of that part, its CEL included, is still checked and reported with it.
+    """
+    schema_path = [str(part) for part in error.schema_path]
+    defined = schema_path[-2] if len(schema_path) >= 3 and schema_path[-3] == "$defs" else ""
+    value = error.instance
+    kind = type(error.kind).__name__
+    blocking = (
+        kind not in _HARMLESS
+        or defined == "clock"
+        or (kind in ("Enum", "Constant") and not isinstance(value, str))
+    )
+    if defined in _PATTERN_WORDS and schema_path[-1] in ("pattern", "type"):
+        return f"{value}: {_PATTERN_WORDS[defined]}", blocking and defined != "duration"
+    if schema_path[-1] == "enum" and isinstance(value, str):
+        options = [str(option) for option in error.kind.options]
+        what = f"a{'n' if defined[:1] in 'aeiou' else ''} {defined}" if defined else "allowed here"
+        hint = _close(value, options)
+        return f"{value!r} is not {what}; one of: {', '.join(options)}{hint}", blocking
+    return error.message, blocking
+
+
+# Schema violations of a value the build can still read (a string, a number, a list).
+_HARMLESS = frozenset(
+    {
+        "AdditionalProperties",
+        "Constant",
+        "Enum",
+        "ExclusiveMaximum",
+        "ExclusiveMinimum",
+        "MaxLength",
+        "Maximum",
+        "MinItems",
+        "MinLength",
+        "Minimum",
+        "Pattern",
+        "PropertyNames",
+        "UniqueItems",
+    }
+)
+# Parts of a policy the build reads before its own checks: a schema violation in one of
+# them stops the load there.
+_NEEDED = frozenset({(), ("actions",), ("timers",), ("constants",), ("propensity_prior",)})
+
+
+def _check_schema(
+    checker: _Checker, catalog: SchemaCatalog, data: Any
+) -> set[tuple[str | int, ...]] | None:
+    """Report every schema violation; the parts they leave unreadable (None: too much)."""
+    blocked: set[tuple[str | int, ...]] = set()
+    for error in catalog.message_validators["policy"].iter_errors(data):
+        path = tuple(error.instance_path)
+        message, blocking = _schema_message(error)
+        checker.problem(path, message)
+        if blocking:
+            blocked.add(path[:2] if path[:1] in (("actions",), ("timers",)) else path[:1])
+    return None if blocked & _NEEDED else blocked
+
+
+def _refused(checker: _Checker) -> PolicyError:
+    """The error listing every problem found, in the order of the file."""
+    return PolicyError(sorted(checker.problems, key=lambda problem: problem.line or 0))
+
+
+def _document(text: str, source: str) -> YamlDocument:
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PolicyError([Problem(source, "", line, f"YAML syntax: {exc}")]) from None
+
+
+def _prepare(checker: _Checker, catalog: SchemaCatalog, data: dict[str, Any]) -> _Build:
+    """What the build of every action and timer shares."""
+    event_types = frozenset().union(*catalog.event_types.values())
+    action_ids = [
+        action["id"]
+        for action in data["actions"]
+        if isinstance(action, dict) and isinstance(action.get("id"), str)
+    ]
+    return _Build(
+        checker,
+        ConditionScope.build(catalog, action_ids, data.get("constants", {})),
+        event_types,
+        _timer_starts(data.get("timers", []), event_types),
+        float(data.get("propensity_prior", DEFAULT_PROPENSITY)),
+    )
+
+
+def _actions(
+    build: _Build, items: list[dict[str, Any]], blocked: set[tuple[str | int, ...]]
+) -> list[ActionSpec]:
+    """The actions the schema check left readable (``blocked``: those it did not)."""
+    actions: list[ActionSpec] = []
+    for index, action_data in enumerate(items):
+        if ("actions", index) in blocked:
+            continue
+        if action_data["id"] in {action.id for action in actions}:
+            build.checker.problem(
+                ("actions", index, "id"), f"duplicate action id {action_data['id']!r}"
+            )
+        actions.append(_action(build, action_data, index))
+    return actions
+
+
 def load_policy(
     text: str,
     catalog: SchemaCatalog,
     source: str = "<policy>",
 ) -> Policy:
     """Check and compile a policy; raises PolicyError listing every problem."""
-    try:
-        document = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise PolicyError([Problem(source, "", line, f"YAML syntax: {exc}")]) from None
+    document = _document(text, source)
     checker = _Checker(source, document)
     data = document.data
-    for error in catalog.message_validators["policy"].iter_errors(data):
-        checker.problem(tuple(error.instance_path), error.message)
+    blocked = _check_schema(checker, catalog, data)
+    if blocked is None:
+        raise _refused(checker)
+    build = _prepare(checker, catalog, data)
+    actions = _actions(build, data["actions"], blocked)
+    contact = ContactPolicy()
+    if ("contact_policy",) not in blocked:
+        contact = _contact_policy(checker, data.get("contact_policy", {}))
+    timers = _timers(build, data.get("timers", []), blocked)
+    holdout = HoldoutPolicy()
+    if not any(key[:1] in (("actions",), ("timers",)) for key in blocked):
+        _check_timer_links(checker, actions, timers)
+        if not blocked & {("holdout",), ("experiments",)}:
+            holdout = parse_holdout(
+                data.get("holdout", {}),
+                data.get("experiments", []),
+                {action.id: action.channels for action in actions},
+                build.event_types,
+                _lenient_duration_ms,
+                checker.problem,
+            )
     if checker.problems:
-        raise PolicyError(checker.problems)
-
-    event_types = frozenset().union(*catalog.event_types.values())
-    prior = float(data.get("propensity_prior", DEFAULT_PROPENSITY))
-    actions = []
-    seen: set[str] = set()
-    for index, action_data in enumerate(data["actions"]):
-        if action_data["id"] in seen:
-            checker.problem(("actions", index, "id"), f"duplicate action id {action_data['id']!r}")
-        seen.add(action_data["id"])
-        actions.append(_action(checker, action_data, index, prior, event_types))
-    contact = _contact_policy(checker, data.get("contact_policy", {}))
-    timers = _timers(checker, data.get("timers", []), event_types)
-    _check_timer_links(checker, actions, timers)
-    holdout = parse_holdout(
-        data.get("holdout", {}),
-        data.get("experiments", []),
-        {action.id: action.channels for action in actions},
-        event_types,
-        parse_duration_ms,
-        checker.problem,
-    )
-    if checker.problems:
-        raise PolicyError(checker.problems)
+        raise _refused(checker)
     arbitration = data.get("arbitration", {})
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return Policy(

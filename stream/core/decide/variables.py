@@ -9,16 +9,36 @@ Variables (documented in the README, "Policy format"):
 
 CEL is strict about numbers: ``customer.orders.revenue`` is a double (compare with
 ``500.0``), counts are ints.
+
+``ConditionScope`` tells ``policy check`` the shape of each variable: the fields of
+``customer`` and ``event`` are read off a new state and a blank event through the getters
+below (a field added there is known at once); the event properties come from the event
+schemas; only what a blank value cannot show is stated here (map keys, enum values).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stream.core.decide.shapes import (
+    ANY,
+    INT,
+    ListOf,
+    MapOf,
+    Record,
+    Scalar,
+    Shape,
+    merge_all,
+    shape_of,
+    shape_of_schema,
+)
 from stream.core.events import Event
+from stream.core.identity import KEY_ORDER
+from stream.core.schemas import SchemaCatalog
+from stream.core.stages import Stage
 from stream.core.state import CustomerState
 
 # The names a condition can read (documented in the README, "Policy format").
@@ -61,7 +81,13 @@ EVENT_FIELDS: dict[str, Callable[[Event], Any]] = {
     "occurred_at_ms": lambda e: e.occurred_at_ms,
     "properties": lambda e: e.properties,
 }
-_REFERENCE = re.compile(r"\b(customer|event|constants)\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?")
+# root.first[.second]; a second followed by "(" is a method (``.exists(``): all of first.
+_REFERENCE = re.compile(
+    r"\b(customer|event|constants)\s*\.\s*([A-Za-z_]\w*)(?:\s*\.\s*([A-Za-z_]\w*)(\s*\()?)?"
+)
+# A root read otherwise (``customer['stage']``, ``size(constants)``): all of it.
+_WHOLE = re.compile(r"\b(customer|event|constants)\b(?!\s*\.\s*[A-Za-z_])")
+ALL = "*"  # in a plan: every field of the root
 
 
 @dataclass(frozen=True)
@@ -80,13 +106,15 @@ class ViewPlan:
         """The plan covering every expression given."""
         fields: dict[str, dict[str, set[str] | None]] = {}
         for source in sources:
-            for root, first, second in _REFERENCE.findall(source):
+            for root in _WHOLE.findall(source):
+                fields.setdefault(root, {})[ALL] = None
+            for root, first, second, call in _REFERENCE.findall(source):
                 wanted = fields.setdefault(root, {})
                 if first not in wanted:
                     wanted[first] = set()
                 keys = wanted[first]
                 if keys is not None:
-                    if second:
+                    if second and not call:
                         keys.add(second)
                     else:
                         wanted[first] = None
@@ -101,7 +129,10 @@ class ViewPlan:
         self, root: str, getters: dict[str, Callable[[Any], Any]], subject: Any
     ) -> dict[str, Any]:
         view: dict[str, Any] = {}
-        for name, keys in self.fields.get(root, {}).items():
+        wanted = self.fields.get(root, {})
+        if ALL in wanted:
+            wanted = dict.fromkeys(getters)
+        for name, keys in wanted.items():
             getter = getters.get(name)
             if getter is None:
                 continue
@@ -122,4 +153,101 @@ class ViewPlan:
     def constants(self, constants: dict[str, Any]) -> dict[str, Any]:
         """The ``constants`` variable, with only the entries the policy reads."""
         wanted = self.fields.get("constants", {})
+        if ALL in wanted:
+            return dict(constants)
         return {name: constants[name] for name in wanted if name in constants}
+
+
+def _customer_shape(event_channels: frozenset[str], action_ids: frozenset[str]) -> Record:
+    """``customer``: every field of ``CUSTOMER_FIELDS``, as read off a new state."""
+    blank = CustomerState(customer_key="")
+    fields = {name: shape_of(read(blank)) for name, read in CUSTOMER_FIELDS.items()}
+    fields.update(
+        stage=Scalar("string", frozenset(stage.value for stage in Stage), "stage"),
+        identifiers=ListOf(Scalar("string", frozenset(KEY_ORDER), "identifier kind")),
+        channels=MapOf(INT, event_channels, "event channel"),
+        sent=MapOf(INT, action_ids, "action id"),
+    )
+    return Record(fields)
+
+
+def _timer_event(name: str, armed_by: frozenset[str]) -> tuple[str, Shape]:
+    """The channel and ``event.properties`` of a fired timer (``FiredTimer.to_event``)."""
+    from stream.core.timers import FiredTimer  # timers imports the policy, which imports us
+
+    event = FiredTimer(name, "", 0, 0, "").to_event("")
+    blank = shape_of(event.properties, "property")
+    assert isinstance(blank, Record)
+    properties = Record(
+        {
+            **blank.fields,
+            "timer": Scalar("string", frozenset({name}), "timer"),
+            "armed_by": Scalar("string", armed_by, "event type"),
+        },
+        "property",
+    )
+    return event.channel, properties
+
+
+@dataclass(frozen=True)
+class ConditionScope:
+    """The shapes of the variables one policy's conditions read (for ``policy check``)."""
+
+    customer: Record
+    constants: Shape
+    properties: Mapping[str, Shape]  # event type -> its properties
+    channels: Mapping[str, frozenset[str]]  # event type -> the channels it arrives on
+
+    @classmethod
+    def build(
+        cls, catalog: SchemaCatalog, action_ids: Iterable[str], constants: Mapping[str, Any]
+    ) -> ConditionScope:
+        """The scope of a policy with these actions and constants."""
+        channels: dict[str, frozenset[str]] = {}
+        for channel, types in catalog.event_types.items():
+            for type_ in types:
+                channels[type_] = channels.get(type_, frozenset()) | {channel}
+        properties = {
+            type_: merge_all(shape_of_schema(schema) for schema in schemas)
+            for type_, schemas in catalog.event_properties.items()
+        }
+        customer = _customer_shape(frozenset(catalog.event_types), frozenset(action_ids))
+        return cls(customer, shape_of(dict(constants), "constant"), properties, channels)
+
+    def event(self, event_types: Iterable[str], timers: Mapping[str, frozenset[str]]) -> Shape:
+        """``event`` when the trigger is one of these types or timers (name: types arming it)."""
+        types = sorted(set(event_types))
+        if not types and not timers:
+            return ANY
+        fired = [_timer_event(name, armed_by) for name, armed_by in sorted(timers.items())]
+        channels: frozenset[str] | None = frozenset(channel for channel, _ in fired)
+        for type_ in types:
+            known = self.channels.get(type_)
+            channels = None if known is None or channels is None else channels | known
+        found = [self.properties.get(type_, ANY) for type_ in types]
+        properties = merge_all([*found, *(shape for _, shape in fired)])
+        if isinstance(properties, Record):
+            names = [*types, *(f"timer {name}" for name in sorted(timers))]
+            more = f" and {len(names) - 3} more" if len(names) > 4 else ""
+            of = ", ".join(names[:3] if more else names) + more
+            properties = Record(properties.fields, f"property of {of}")
+        blank = Event("", "", "", 0, "", {}, {}, {})
+        fields = {name: shape_of(read(blank)) for name, read in EVENT_FIELDS.items()}
+        fields.update(
+            type=Scalar("string", frozenset(types) | frozenset(timers), "event type"),
+            channel=Scalar("string", channels, "channel"),
+            properties=properties,
+        )
+        return Record(fields)
+
+    def variables(
+        self, event_types: Iterable[str] = (), timers: Mapping[str, frozenset[str]] | None = None
+    ) -> dict[str, Shape]:
+        """Every variable of ``CEL_VARIABLES`` with its shape, for a condition so triggered."""
+        return {
+            "customer": self.customer,
+            "event": self.event(event_types, timers or {}),
+            "now_ms": INT,
+            "local_hour": INT,
+            "constants": self.constants,
+        }

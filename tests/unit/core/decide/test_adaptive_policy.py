@@ -214,7 +214,7 @@ BROKEN = [
     (
         "bad response window",
         BASE + "learning:\n  response_window: two days\n",
-        ["test.yaml:14: learning/response_window:", "does not match"],
+        ["test.yaml:14: learning/response_window:", "not a duration"],
     ),
 ]
 

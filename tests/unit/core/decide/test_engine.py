@@ -203,7 +203,9 @@ CONDITIONS = """
         category: marketing
         channels: [email]
         triggers: [{event: order_completed}]
-        eligibility: event.properties.no_such_field == 1
+        # currency is optional and these orders carry none: a run-time error the check
+        # cannot see (a misspelled field is refused by the check, see test_policy_fields)
+        eligibility: event.properties.currency == 'EUR'
 """
 
 
@@ -213,7 +215,7 @@ def test_conditions_filter_with_their_reason_and_runtime_errors_are_explained() 
     first = {c.action: c for c in results[0].decision.candidates}
     assert first["picky"].reason is Reason.NOT_ELIGIBLE
     assert first["broken"].reason is Reason.CONDITION_ERROR
-    assert "no_such_field" in first["broken"].detail
+    assert "currency" in first["broken"].detail
     assert [a.action for a in results[1].decision.actions] == ["picky"]
     assert results[2].decision.candidates[0].reason is Reason.COOLDOWN
     cheap = build_event("order_completed", properties={"order_id": "c", "value": 1.0})

@@ -33,7 +33,7 @@ BROKEN = [
     (
         "bad duration",
         GOOD + "    cooldown: 3 days\n",
-        [":8: actions/0/cooldown:", "does not match"],
+        [":8: actions/0/cooldown: 3 days: not a duration; use a number with s, m, h or d"],
     ),
     ("format version", GOOD.replace("format: 1", "format: 2"), [":1: format:", "1 was expected"]),
     ("unknown top-level key", GOOD + "colour: blue\n", ["(root)", "colour"]),
