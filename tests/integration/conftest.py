@@ -161,8 +161,11 @@ class Deployment:
 
     async def produce_raw(self, topic: str, values: list[bytes], key: bytes = b"raw") -> None:
         """Produce raw bytes (for malformed input)."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=BROKER, acks="all", max_request_size=4_000_000
+        producer = AIOKafkaProducer(  # idempotent: a retried large request is written once
+            bootstrap_servers=BROKER,
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=4_000_000,
         )
         await producer.start()
         try:
