@@ -289,7 +289,7 @@ class Settings:
     rocksdb_memory_mb: int = 64
     processing_guarantee: str = "at_least_once"
     compression: str = "none"
-    fault_send: str = ""
+    fault_send: tuple[str, int] | None = None  # (topic suffix, n): JOURNEY_FAULT_SEND
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
@@ -357,12 +357,14 @@ def _readable_file(name: str, value: str) -> Path | None:
     return path
 
 
-def _fault_send(value: str) -> str:
-    """JOURNEY_FAULT_SEND, checked: empty or ``<topic suffix>:<n >= 1>``."""
+def _fault_send(value: str) -> tuple[str, int] | None:
+    """JOURNEY_FAULT_SEND as (topic suffix, n): empty, or ``<topic suffix>:<n >= 1>``."""
+    if not value:
+        return None
     suffix, _, nth = value.rpartition(":")
-    if value and not (suffix and nth.isdigit() and int(nth) >= 1):
+    if not (suffix and nth.isdigit() and int(nth) >= 1):
         raise SettingsError(f"JOURNEY_FAULT_SEND must be <topic suffix>:<n >= 1>, not {value!r}")
-    return value
+    return suffix, int(nth)
 
 
 def _sasl_password(get: Callable[[str], str]) -> str:

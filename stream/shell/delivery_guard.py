@@ -56,14 +56,6 @@ class FaultRule:
         return self.seen == self.nth
 
 
-def parse_fault(spec: str) -> FaultRule | None:
-    """The rule of ``JOURNEY_FAULT_SEND`` (``suffix:n``, checked in config); None if empty."""
-    if not spec:
-        return None
-    suffix, _, nth = spec.rpartition(":")
-    return FaultRule(suffix, int(nth))
-
-
 def fail_stop(topic: str, exc: BaseException) -> NoReturn:
     """Log the failed write and end the process now, before anything can be committed."""
     log.critical(
@@ -119,13 +111,14 @@ def _check(
 _installed = False
 
 
-def install(fault_spec: str = "") -> None:
-    """Guard the aiokafka driver's ``Producer.send`` process-wide (once)."""
+def install(fault: tuple[str, int] | None = None) -> None:
+    """Guard the aiokafka driver's ``Producer.send`` process-wide (once); ``fault``: the
+    (topic suffix, n) of ``JOURNEY_FAULT_SEND``."""
     global _installed
     if _installed:
         return
     from faust.transport.drivers.aiokafka import Producer
 
-    rule = parse_fault(fault_spec)
+    rule = FaultRule(*fault) if fault is not None else None
     Producer.send = guarded(Producer.send, rule, fail_stop)  # type: ignore[method-assign]
     _installed = True

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from stream.config import SettingsError, load_settings
-from stream.shell.delivery_guard import FaultRule, InjectedSendFailure, guarded, parse_fault
+from stream.shell.delivery_guard import FaultRule, InjectedSendFailure, guarded
 
 
 class FakeProducer:
@@ -60,7 +60,7 @@ async def test_delivered_sends_are_not_failures() -> None:
 
 
 async def test_the_injected_fault_fails_exactly_the_nth_send_to_its_topic_unsent() -> None:
-    producer, send, failures = guard(parse_fault("-customers-changelog:2"))
+    producer, send, failures = guard(FaultRule("-customers-changelog", 2))
     await send(producer, "app-customers-changelog", b"k", b"v")
     await send(producer, "cjo.decisions", b"k", b"v")
     failed = await send(producer, "app-customers-changelog", b"k", b"v")
@@ -78,5 +78,9 @@ def test_a_malformed_fault_spec_is_refused_by_name(spec: str) -> None:
         load_settings({"JOURNEY_FAULT_SEND": spec})
 
 
-def test_no_fault_spec_means_no_rule() -> None:
-    assert parse_fault("") is None
+def test_the_fault_spec_is_read_once_into_suffix_and_count() -> None:
+    assert load_settings({"JOURNEY_FAULT_SEND": "-customers-changelog:2"}).fault_send == (
+        "-customers-changelog",
+        2,
+    )
+    assert load_settings({"JOURNEY_FAULT_SEND": ""}).fault_send is None
