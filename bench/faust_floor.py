@@ -16,9 +16,9 @@ import faust
 from faust.types import StreamT
 
 from stream.config import CHANNELS_IN
-from stream.shell.faust_compat import set_fetch_max_wait_ms
+from stream.shell.faust.patches import fetch_wait
 
-set_fetch_max_wait_ms(50)
+fetch_wait.install(50)
 PREFIX = os.environ["FLOOR_PREFIX"]
 OUT = os.environ["FLOOR_OUT"]
 

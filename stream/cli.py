@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TypeAlias
 
 from stream.config import Settings, SettingsError, environment_with_file, load_settings
 
@@ -43,13 +44,14 @@ def _require_topics(settings: Settings, names: list[str]) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    settings = _settings()  # a bad setting ends the command before Faust is even imported
+
     import faust
 
     from stream.app import create_app
     from stream.core.decide import PolicyError
     from stream.shell.topics import ensure_topics
 
-    settings = _settings()
     logging.basicConfig(level=settings.log_level.upper())
     try:
         journey = create_app(settings)
@@ -253,15 +255,29 @@ def _forget(args: argparse.Namespace) -> int:
     return 0
 
 
+# The group of subcommands (argparse has no public name for its type).
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (every setting else comes from JOURNEY_* variables)."""
     parser = argparse.ArgumentParser(
         prog="journey", description="Journey Stream: real-time customer journeys on Kafka."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-
     commands.add_parser("worker", help="run a worker (ingest + per-customer state + decisions)")
+    _add_simulate(commands)
+    _add_sender(commands)
+    _add_report(commands)
+    _add_customer(commands)
+    commands.add_parser("topics", help="create the contract topics (idempotent)")
+    _add_policy(commands)
+    _add_forget(commands)
+    _add_watch(commands)
+    return parser
 
+
+def _add_simulate(commands: Commands) -> None:
     simulate = commands.add_parser("simulate", help="produce simulated multi-channel traffic")
     simulate.add_argument("--customers", type=int, default=1000)
     simulate.add_argument(
@@ -284,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chance that a buyer goes quiet for 31-60 days after a journey (win-back demo)",
     )
 
+
+def _add_sender(commands: Commands) -> None:
     sender = commands.add_parser(
         "sender", help="loopback channel sender: answer actions as simulated customers would"
     )
@@ -296,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     sender.add_argument("--duration", type=float, default=None, help="stop after seconds")
     sender.add_argument("--quiet", action="store_true", help="no progress lines")
 
+
+def _add_report(commands: Commands) -> None:
     report = commands.add_parser("report", help="what the engine learnt (from the model topic)")
     report.add_argument(
         "report",
@@ -304,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--json", action="store_true", help="machine-readable output")
 
+
+def _add_customer(commands: Commands) -> None:
     customer = commands.add_parser(
         "customer", help="print a customer's unified profile (from a worker's API)"
     )
@@ -315,23 +337,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     customer.add_argument("--decisions", action="store_true", help="the latest explain records")
 
-    commands.add_parser("topics", help="create the contract topics (idempotent)")
 
+def _add_policy(commands: Commands) -> None:
     policy = commands.add_parser("policy", help="work with decision policies")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_commands.add_parser("check", help="validate policy files (exit 1 if any is bad)")
     check.add_argument("files", nargs="+", metavar="FILE")
 
+
+def _add_forget(commands: Commands) -> None:
     forget_parser = commands.add_parser(
         "forget", help="erase a customer: profile, aliases, timers (right to erasure)"
     )
     forget_parser.add_argument("--customer", required=True, help="customer id (or any key)")
     forget_parser.add_argument("--timeout", type=float, default=60.0)
+
+
+def _add_watch(commands: Commands) -> None:
     watch = commands.add_parser("watch", help="print actions as they flow, with rates")
     watch.add_argument("--metrics-url", default=None, help="worker /metrics to read events/s from")
     watch.add_argument("--duration", type=float, default=None)
     watch.add_argument("--quiet", action="store_true", help="only the periodic summary")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,23 +1,38 @@
 """Every setting of Journey Stream, read once from the environment and passed down.
 
-The README's configuration table is generated from ``SETTINGS_DOC`` below, so the
-names, defaults and meanings live in one place.
+Each setting is declared once, as a field of ``Settings``: its environment variable, the
+default as the environment would spell it, the kind of value it takes and one line of
+documentation. ``load_settings`` reads the environment from these declarations, and
+``settings_table()`` (``python -m stream.config``) prints the table of
+docs/configuration.md from them. A bad value is a ``SettingsError`` naming the variable and
+what it expected, e.g. ``JOURNEY_BATCH_SIZE: expected a positive integer, got 'abc'``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, Generic, TypeVar
 
-from stream.shell.clock import Clock, clock_from
+T = TypeVar("T")
 
 CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
 CHANNELS_OUT: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+PROCESSING_GUARANTEES: tuple[str, ...] = ("at_least_once", "exactly_once")
+COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
+SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class SettingsError(ValueError):
+    """A setting with a value the worker cannot run with; the message names the setting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,213 +105,406 @@ class Topics:
         return [*self.all_events, *self.all_actions, self.outcomes, self.decisions, self.dlq]
 
 
-# name -> (default, meaning). Defaults are strings, as they would come from the environment.
-SETTINGS_DOC: dict[str, tuple[str, str]] = {
-    "JOURNEY_BROKER": ("127.0.0.1:9092", "Kafka bootstrap servers (host:port, comma separated)"),
-    "JOURNEY_APP_ID": ("journey-stream", "Faust app id: consumer group and internal topic prefix"),
-    "JOURNEY_TOPIC_PREFIX": ("cjo.", "prefix of every contract topic"),
-    "JOURNEY_PARTITIONS": ("4", "partitions of the topics the worker creates"),
-    "JOURNEY_REPLICATION": ("1", "replication factor of the topics the worker creates"),
-    "JOURNEY_DATA_DIR": (".run/worker", "local state directory (RocksDB tables)"),
-    "JOURNEY_STORE": ("rocksdb://", "table store URL (`rocksdb://`; `memory://` for tests only)"),
-    "JOURNEY_WEB_HOST": ("127.0.0.1", "bind address of the worker web server (/metrics, /ready)"),
-    "JOURNEY_WEB_PORT": ("6066", "port of the worker web server"),
-    "JOURNEY_LOG_LEVEL": ("info", "worker log level"),
-    "JOURNEY_MAX_EVENT_BYTES": ("65536", "larger input messages go to the DLQ as `too_large`"),
-    "JOURNEY_DEDUPE_WINDOW": ("256", "event ids remembered per customer to drop duplicates"),
-    "JOURNEY_RECENT_EVENTS": ("50", "recent events kept per customer"),
-    "JOURNEY_HASH_SALT": ("", "salt for SHA-256 of emails and phone numbers"),
-    "JOURNEY_DEFAULT_REGION": ("US", "region for phone numbers without a country code"),
-    "JOURNEY_BATCH_SIZE": ("500", "events per micro-batch in each agent"),
-    "JOURNEY_BATCH_WITHIN_S": ("0.05", "longest wait (s) to fill a micro-batch"),
-    "JOURNEY_SESSION_TIMEOUT_S": ("30", "consumer session timeout (s); short in tests"),
-    "JOURNEY_POLICY_FILE": (
-        "policies/default.yaml",
-        "decision policy (YAML); reloaded on SIGHUP or change",
-    ),
-    "JOURNEY_POLICY_POLL_S": ("2", "how often (s) the worker checks the policy file for changes"),
-    "JOURNEY_CLOCK_SPEED": (
-        "1",
-        "processing clock speed-up (demos and tests: 720 makes a day pass in 2 minutes)",
-    ),
-    "JOURNEY_CLOCK_ANCHOR_MS": (
-        "",
-        "epoch ms where a sped-up clock equals the wall clock (default: process start); "
-        "share it across the processes of one run",
-    ),
-    "JOURNEY_CLOCK_START_MS": (
-        "",
-        "the clock's time (epoch ms) at the anchor, to pin it to a chosen moment "
-        "(default: the anchor itself)",
-    ),
-    "JOURNEY_FETCH_MAX_WAIT_MS": (
-        "50",
-        "longest a consumer fetch waits for data (Faust's fixed 1500 adds up to 1.5 s latency)",
-    ),
-    "JOURNEY_TIMER_TICK_S": ("0.1", "how often (real s) the scheduler looks for due timers"),
-    "JOURNEY_TIMER_HORIZON_S": (
-        "3600",
-        "deadlines within this many clock seconds are kept in memory; later ones stay on disk",
-    ),
-    "JOURNEY_LAG_INTERVAL_S": ("5", "how often (s) the worker measures its consumer lag"),
-    "JOURNEY_API_TOKEN": (
-        "",
-        "bearer token every API call must carry (all but /metrics, /live, /ready); "
-        "empty: the API refuses every call",
-    ),
-    "JOURNEY_ADVERTISED_URL": (
-        "",
-        "URL other workers reach this one at, for routing API calls to a key's owner "
-        "(default: http://<JOURNEY_WEB_HOST>:<JOURNEY_WEB_PORT>)",
-    ),
-    "JOURNEY_DECISIONS_KEPT": ("20", "latest explain records kept per customer for the API"),
-    "JOURNEY_GROUP_INSTANCE_ID": (
-        "",
-        "static group membership id, stable across restarts (a StatefulSet pod name); "
-        "empty: dynamic membership",
-    ),
-    "JOURNEY_ROCKSDB_MEMORY_MB": (
-        "64",
-        "RocksDB memory per partition of the customers table: block cache, plus write "
-        "buffers of a quarter of it (two at most); the other tables an eighth of that",
-    ),
-    "JOURNEY_PROCESSING_GUARANTEE": (
-        "at_least_once",
-        "Faust's processing guarantee: at_least_once (with idempotency keys downstream) or "
-        "exactly_once (Kafka transactions; evaluated, not recommended: see README)",
-    ),
-    "JOURNEY_COMPRESSION": (
-        "none",
-        "compression of every message the worker and the CLI tools produce: `none`, `gzip`, "
-        "`snappy`, `lz4` or `zstd` (input in any of these codecs is always read)",
-    ),
-    "JOURNEY_FAULT_SEND": (
-        "",
-        "fault tests only: `<topic suffix>:<n>` makes the n-th send to such a topic fail, to "
-        "prove that the worker then exits (code 75) without committing past it",
-    ),
-    "JOURNEY_FAST_DRAIN": (
-        "true",
-        "Faust fast paths: deliver consumed messages without Faust's per-message task race "
-        "when nothing can block, restore changelogs without its per-record wait "
-        "(faust-streaming 0.15.3 only; `false` keeps Faust's race and restore; the offset "
-        "continuity checks stay on either way)",
-    ),
-    "JOURNEY_SECURITY_PROTOCOL": (
-        "PLAINTEXT",
-        "how every Kafka client talks to the broker: `PLAINTEXT`, `SSL` (TLS), "
-        "`SASL_PLAINTEXT` or `SASL_SSL` (SASL over TLS)",
-    ),
-    "JOURNEY_SASL_MECHANISM": (
-        "PLAIN",
-        "SASL mechanism of the SASL protocols: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
-    ),
-    "JOURNEY_SASL_USERNAME": ("", "SASL user name (required by the SASL protocols)"),
-    "JOURNEY_SASL_PASSWORD_FILE": (
-        "",
-        "file holding the SASL password (one trailing newline ignored): the preferred way, "
-        "the secret stays out of the environment and the process list",
-    ),
-    "JOURNEY_SASL_PASSWORD": (
-        "",
-        "the SASL password itself, where a file is impossible (visible in the process "
-        "environment); set this or JOURNEY_SASL_PASSWORD_FILE, not both",
-    ),
-    "JOURNEY_SSL_CAFILE": (
-        "",
-        "PEM file of the CA certificates the broker's certificate is checked against "
-        "(`SSL`, `SASL_SSL`; default: the system's CAs)",
-    ),
-    "JOURNEY_SSL_CERTFILE": (
-        "",
-        "client certificate (PEM) for brokers that require mutual TLS; may also hold the key",
-    ),
-    "JOURNEY_SSL_KEYFILE": ("", "unencrypted private key (PEM) of JOURNEY_SSL_CERTFILE"),
-    "JOURNEY_ENV_FILE": (
-        ".run/demo/journey.env",
-        "settings file of the `journey` commands (`export JOURNEY_...=value` lines, as "
-        "`make demo` writes them); variables set in the environment win; the default is "
-        "read only if it exists and JOURNEY_TOPIC_PREFIX is unset; empty: no file",
-    ),
-}
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Processing-time clock in epoch milliseconds: wall time, or wall time sped up.
 
-COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
-SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS: tuple[str, ...] = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    ``now = start + (wall - anchor) * speed``, ``start`` defaulting to ``anchor``: at speed 1
+    without a start it is the wall clock; at 720 one real second is twelve clock minutes, so
+    a two-day wait passes in four minutes. A ``start`` pins the clock to a chosen moment (the
+    tests run at 11:00 in Paris whatever the hour). Every process of one run (workers,
+    simulator, tests) must share the settings so they agree on the time, and they must not
+    change across restarts or time would jump back.
+    """
+
+    speed: float = 1.0
+    anchor_ms: int = 0
+    start_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.speed <= 0:
+            raise ValueError(f"clock speed must be positive, got {self.speed}")
+
+    def now_ms(self) -> int:
+        """The current time on this clock."""
+        wall_ms = time.time() * 1000
+        if self.speed == 1.0 and self.start_ms is None:
+            return int(wall_ms)
+        return int(self.to_clock_ms(wall_ms))
+
+    def to_clock_ms(self, wall_ms: float) -> float:
+        """The clock time at a given wall-clock time (e.g. a Kafka record timestamp)."""
+        start = self.anchor_ms if self.start_ms is None else self.start_ms
+        return start + (wall_ms - self.anchor_ms) * self.speed
+
+    def real_seconds(self, clock_ms: float) -> float:
+        """How many real seconds a span of ``clock_ms`` takes on this clock."""
+        return clock_ms / self.speed / 1000
 
 
-class SettingsError(ValueError):
-    """A setting with a value the worker cannot run with; the message names the setting."""
+def clock_from(speed: float, anchor_ms: int | None, start_ms: int | None = None) -> Clock:
+    """The clock for these settings; without an anchor the clock is anchored now."""
+    if anchor_ms is None:
+        anchor_ms = int(time.time() * 1000)
+    return Clock(speed, anchor_ms, start_ms)
 
 
-def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices``; anything else is refused with the setting's name."""
-    if value not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return value
+# --- kinds of values ---------------------------------------------------------------------
 
 
-def parse_flag(name: str, value: str) -> bool:
-    """A true/false setting; anything else is refused with the setting's name."""
-    lowered = value.strip().lower()
+@dataclass(frozen=True, slots=True)
+class Kind(Generic[T]):
+    """How a setting's text becomes its value; ``expected`` is what the error message asks
+    for when ``convert`` refuses the text (by raising ValueError)."""
+
+    expected: str
+    convert: Callable[[str], T]
+
+    def parse(self, name: str, text: str) -> T:
+        """The value of ``text``; a SettingsError naming ``name`` if it is not one."""
+        try:
+            return self.convert(text)
+        except ValueError:
+            raise SettingsError(f"{name}: expected {self.expected}, got {text!r}") from None
+
+
+def _accepted(convert: Callable[[str], T], accept: Callable[[T], bool]) -> Callable[[str], T]:
+    def checked(text: str) -> T:
+        value = convert(text)
+        if not accept(value):
+            raise ValueError(text)
+        return value
+
+    return checked
+
+
+def _optional(kind: Kind[T]) -> Kind[T | None]:
+    """``kind``, or None for an empty value."""
+    return Kind(f"{kind.expected}, or empty", lambda text: kind.convert(text) if text else None)
+
+
+def _choice(choices: tuple[str, ...], normalize: Callable[[str], str] = str.lower) -> Kind[str]:
+    """One of ``choices``, compared after ``normalize`` (case and surrounding blanks)."""
+    return Kind(
+        f"one of {', '.join(choices)}",
+        _accepted(lambda text: normalize(text.strip()), lambda value: value in choices),
+    )
+
+
+def _flag(text: str) -> bool:
+    lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
+    raise ValueError(text)
 
 
-def _get(env: Mapping[str, str], name: str) -> str:
-    return env.get(name, SETTINGS_DOC[name][0])
+def _fault_send(text: str) -> tuple[str, int] | None:
+    if not text:
+        return None
+    suffix, _, nth = text.rpartition(":")
+    if not (suffix and nth.isdigit() and int(nth) >= 1):
+        raise ValueError(text)
+    return suffix, int(nth)
+
+
+TEXT = Kind("text", str)
+REQUIRED = Kind("a non-empty value", _accepted(str, lambda text: bool(text.strip())))
+PATH = Kind("a path", Path)
+FILE = Kind("a file path, or empty", lambda text: Path(text) if text else None)
+TOPIC_PREFIX = Kind("a topic prefix", Topics)
+POSITIVE_INT = Kind("a positive integer", _accepted(int, lambda n: n > 0))
+COUNT = Kind("an integer >= 0", _accepted(int, lambda n: n >= 0))
+PORT = Kind("a port number (1-65535)", _accepted(int, lambda n: 1 <= n <= 65535))
+EPOCH_MS = _optional(Kind("epoch milliseconds (an integer >= 0)", COUNT.convert))
+POSITIVE = Kind("a positive number", _accepted(float, lambda x: 0 < x < math.inf))
+NON_NEGATIVE = Kind("a number >= 0", _accepted(float, lambda x: 0 <= x < math.inf))
+FLAG = Kind("true or false", _flag)
+FAULT_SEND = Kind("<topic suffix>:<n >= 1>, or empty", _fault_send)
+
+
+# --- the declarations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One environment variable: its name, default (as the environment spells it), kind and
+    one line of documentation."""
+
+    env: str
+    default: str
+    kind: Kind[Any]
+    doc: str
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The value ``environ`` gives this setting, its default if unset."""
+        return self.kind.parse(self.env, environ.get(self.env, self.default))
+
+
+def setting(env: str, default: str, kind: Kind[T], doc: str, *, secret: bool = False) -> T:
+    """A ``Settings`` field read from ``env``; a secret is kept out of the repr."""
+    declared = Setting(env, default, kind, doc)
+    return field(default=kind.parse(env, default), repr=not secret, metadata={"setting": declared})
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The worker's whole configuration."""
+    """The worker's whole configuration, one field per environment variable (in the order
+    of docs/configuration.md)."""
 
-    broker: str
-    app_id: str
-    topics: Topics
-    partitions: int
-    replication: int
-    data_dir: Path
-    store: str
-    web_host: str
-    web_port: int
-    log_level: str
-    max_event_bytes: int
-    dedupe_window: int
-    recent_events: int
-    hash_salt: str
-    default_region: str
-    batch_size: int
-    batch_within_s: float
-    session_timeout_s: float
-    policy_file: Path
-    policy_poll_s: float
-    clock_speed: float = 1.0
-    clock_anchor_ms: int | None = None
-    clock_start_ms: int | None = None
-    timer_tick_s: float = 0.1
-    fetch_max_wait_ms: int = 50
-    timer_horizon_s: float = 3600.0
-    lag_interval_s: float = 5.0
-    group_instance_id: str = ""
-    api_token: str = ""
-    advertised_url: str = ""
-    decisions_kept: int = 20
-    fast_drain: bool = True
-    rocksdb_memory_mb: int = 64
-    processing_guarantee: str = "at_least_once"
-    compression: str = "none"
-    fault_send: tuple[str, int] | None = None  # (topic suffix, n): JOURNEY_FAULT_SEND
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = "PLAIN"
-    sasl_username: str = ""
-    sasl_password: str = field(default="", repr=False)  # the secret: never in a repr or log
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
+    broker: str = setting(
+        "JOURNEY_BROKER",
+        "127.0.0.1:9092",
+        REQUIRED,
+        "Kafka bootstrap servers (host:port, comma separated)",
+    )
+    app_id: str = setting(
+        "JOURNEY_APP_ID",
+        "journey-stream",
+        REQUIRED,
+        "Faust app id: consumer group and internal topic prefix",
+    )
+    topics: Topics = setting(
+        "JOURNEY_TOPIC_PREFIX", "cjo.", TOPIC_PREFIX, "prefix of every contract topic"
+    )
+    partitions: int = setting(
+        "JOURNEY_PARTITIONS", "4", POSITIVE_INT, "partitions of the topics the worker creates"
+    )
+    replication: int = setting(
+        "JOURNEY_REPLICATION",
+        "1",
+        POSITIVE_INT,
+        "replication factor of the topics the worker creates",
+    )
+    data_dir: Path = setting(
+        "JOURNEY_DATA_DIR", ".run/worker", PATH, "local state directory (RocksDB tables)"
+    )
+    store: str = setting(
+        "JOURNEY_STORE",
+        "rocksdb://",
+        REQUIRED,
+        "table store URL (`memory://` only for experiments: state is then rebuilt from the "
+        "changelog at every start)",
+    )
+    web_host: str = setting(
+        "JOURNEY_WEB_HOST", "127.0.0.1", TEXT, "bind address of the worker web server"
+    )
+    web_port: int = setting(
+        "JOURNEY_WEB_PORT",
+        "6066",
+        PORT,
+        "port of the worker web server (`/metrics`, `/ready`, `/customers/{id}`)",
+    )
+    log_level: str = setting("JOURNEY_LOG_LEVEL", "info", _choice(LOG_LEVELS), "worker log level")
+    max_event_bytes: int = setting(
+        "JOURNEY_MAX_EVENT_BYTES",
+        "65536",
+        POSITIVE_INT,
+        "larger input messages go to the DLQ as `too_large`",
+    )
+    dedupe_window: int = setting(
+        "JOURNEY_DEDUPE_WINDOW",
+        "256",
+        POSITIVE_INT,
+        "event ids remembered per customer to drop duplicates",
+    )
+    recent_events: int = setting(
+        "JOURNEY_RECENT_EVENTS", "50", POSITIVE_INT, "recent events kept per customer"
+    )
+    hash_salt: str = setting(
+        "JOURNEY_HASH_SALT", "", TEXT, "salt for SHA-256 of emails and phone numbers"
+    )
+    default_region: str = setting(
+        "JOURNEY_DEFAULT_REGION",
+        "US",
+        TEXT,
+        "region for phone numbers written without a country code",
+    )
+    batch_size: int = setting(
+        "JOURNEY_BATCH_SIZE", "500", POSITIVE_INT, "events per micro-batch in each agent"
+    )
+    batch_within_s: float = setting(
+        "JOURNEY_BATCH_WITHIN_S", "0.05", POSITIVE, "longest wait (s) to fill a micro-batch"
+    )
+    session_timeout_s: float = setting(
+        "JOURNEY_SESSION_TIMEOUT_S",
+        "30",
+        POSITIVE,
+        "consumer session timeout (s); the tests use 6",
+    )
+    policy_file: Path = setting(
+        "JOURNEY_POLICY_FILE",
+        "policies/default.yaml",
+        PATH,
+        "decision policy (YAML); reloaded on SIGHUP or when the file changes",
+    )
+    policy_poll_s: float = setting(
+        "JOURNEY_POLICY_POLL_S",
+        "2",
+        POSITIVE,
+        "how often (s) the worker checks the policy file for changes",
+    )
+    clock_speed: float = setting(
+        "JOURNEY_CLOCK_SPEED",
+        "1",
+        POSITIVE,
+        "processing clock speed-up (demos and tests: 720 makes a day pass in 2 minutes)",
+    )
+    clock_anchor_ms: int | None = setting(
+        "JOURNEY_CLOCK_ANCHOR_MS",
+        "",
+        EPOCH_MS,
+        "epoch ms where a sped-up clock equals the wall clock (default: process start); "
+        "share it across the processes of one run",
+    )
+    clock_start_ms: int | None = setting(
+        "JOURNEY_CLOCK_START_MS",
+        "",
+        EPOCH_MS,
+        "the clock's time (epoch ms) at the anchor, to pin it to a chosen moment "
+        "(default: the anchor itself)",
+    )
+    fetch_max_wait_ms: int = setting(
+        "JOURNEY_FETCH_MAX_WAIT_MS",
+        "50",
+        COUNT,
+        "longest a consumer fetch waits for data (Faust's fixed 1500 adds up to 1.5 s latency)",
+    )
+    timer_tick_s: float = setting(
+        "JOURNEY_TIMER_TICK_S",
+        "0.1",
+        POSITIVE,
+        "how often (real s) the scheduler looks for due timers",
+    )
+    timer_horizon_s: float = setting(
+        "JOURNEY_TIMER_HORIZON_S",
+        "3600",
+        NON_NEGATIVE,
+        "deadlines within this many clock seconds are kept in memory; later ones stay on disk",
+    )
+    lag_interval_s: float = setting(
+        "JOURNEY_LAG_INTERVAL_S",
+        "5",
+        POSITIVE,
+        "how often (s) the worker measures its consumer lag",
+    )
+    api_token: str = setting(
+        "JOURNEY_API_TOKEN",
+        "",
+        TEXT,
+        "bearer token every API call must carry (all but /metrics, /live, /ready); "
+        "empty: the API refuses every call",
+    )
+    advertised_url: str = setting(
+        "JOURNEY_ADVERTISED_URL",
+        "",
+        TEXT,
+        "URL other workers reach this one at, for routing API calls to a key's owner "
+        "(default: http://<JOURNEY_WEB_HOST>:<JOURNEY_WEB_PORT>)",
+    )
+    decisions_kept: int = setting(
+        "JOURNEY_DECISIONS_KEPT",
+        "20",
+        COUNT,
+        "latest explain records kept per customer for the API",
+    )
+    group_instance_id: str = setting(
+        "JOURNEY_GROUP_INSTANCE_ID",
+        "",
+        TEXT,
+        "static group membership id, stable across restarts (a StatefulSet pod name); "
+        "empty: dynamic membership",
+    )
+    rocksdb_memory_mb: int = setting(
+        "JOURNEY_ROCKSDB_MEMORY_MB",
+        "64",
+        POSITIVE_INT,
+        "RocksDB memory per partition of the customers table: block cache, plus write "
+        "buffers of a quarter of it (two at most); the other tables an eighth of that",
+    )
+    processing_guarantee: str = setting(
+        "JOURNEY_PROCESSING_GUARANTEE",
+        "at_least_once",
+        _choice(PROCESSING_GUARANTEES),
+        "Faust's processing guarantee: at_least_once (with idempotency keys downstream) or "
+        "exactly_once (Kafka transactions; evaluated, not recommended: see README)",
+    )
+    fast_drain: bool = setting(
+        "JOURNEY_FAST_DRAIN",
+        "true",
+        FLAG,
+        "Faust fast paths: deliver consumed messages without Faust's per-message task race "
+        "when nothing can block, restore changelogs without its per-record wait "
+        "(faust-streaming 0.15.3 only; `false` keeps Faust's race and restore; the offset "
+        "continuity checks stay on either way)",
+    )
+    compression: str = setting(
+        "JOURNEY_COMPRESSION",
+        "none",
+        _choice(COMPRESSION_CODECS),
+        "compression of every message the worker and the CLI tools produce: `none`, `gzip`, "
+        "`snappy`, `lz4` or `zstd`; input in any of these codecs is always read",
+    )
+    fault_send: tuple[str, int] | None = setting(  # (topic suffix, n)
+        "JOURNEY_FAULT_SEND",
+        "",
+        FAULT_SEND,
+        "fault tests only: `<topic suffix>:<n>` makes the n-th send to such a topic fail, to "
+        "prove that the worker then exits (code 75) without committing past it",
+    )
+    security_protocol: str = setting(
+        "JOURNEY_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        _choice(SECURITY_PROTOCOLS, str.upper),
+        "how every Kafka client (the worker's and the CLI's) talks to the broker: "
+        "`PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or `SASL_SSL` (SASL over TLS); "
+        'see "Secured brokers"',
+    )
+    sasl_mechanism: str = setting(
+        "JOURNEY_SASL_MECHANISM",
+        "PLAIN",
+        _choice(SASL_MECHANISMS, str.upper),
+        "SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`",
+    )
+    sasl_username: str = setting(
+        "JOURNEY_SASL_USERNAME", "", TEXT, "SASL user name (required by the SASL protocols)"
+    )
+    sasl_password_file: Path | None = setting(
+        "JOURNEY_SASL_PASSWORD_FILE",
+        "",
+        FILE,
+        "file holding the SASL password (one trailing newline ignored); preferred: the "
+        "secret stays out of the environment and the process list",
+    )
+    # load_settings puts the password file's content here: never in a repr or a log
+    sasl_password: str = setting(
+        "JOURNEY_SASL_PASSWORD",
+        "",
+        TEXT,
+        "the SASL password itself, only where a file is impossible (visible in the process "
+        "environment); set this or `JOURNEY_SASL_PASSWORD_FILE`, not both",
+        secret=True,
+    )
+    ssl_cafile: Path | None = setting(
+        "JOURNEY_SSL_CAFILE",
+        "",
+        FILE,
+        "PEM file of the CA certificates the broker's certificate is checked against "
+        "(`SSL`, `SASL_SSL`); empty: the system's CAs",
+    )
+    ssl_certfile: Path | None = setting(
+        "JOURNEY_SSL_CERTFILE",
+        "",
+        FILE,
+        "client certificate (PEM) for brokers that require mutual TLS; may also hold the key",
+    )
+    ssl_keyfile: Path | None = setting(
+        "JOURNEY_SSL_KEYFILE",
+        "",
+        FILE,
+        "unencrypted private key (PEM) of `JOURNEY_SSL_CERTFILE`",
+    )
 
     def rocksdb_options(self, table: str) -> dict[str, int]:
         """Faust's RocksDB options for one table's per-partition databases.
@@ -344,174 +552,125 @@ class Settings:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
 
-def _readable_file(name: str, value: str) -> Path | None:
-    """The file a setting names (None if empty); refused unless it can be read."""
-    if not value:
-        return None
-    path = Path(value)
+# Read by environment_with_file, before the settings: no field of Settings.
+ENV_FILE = Setting(
+    "JOURNEY_ENV_FILE",
+    ".run/demo/journey.env",
+    FILE,
+    "settings file of the `journey` commands (`export JOURNEY_...=value` lines, as "
+    "`make demo` writes them); variables set in the environment win; the default is read "
+    "only if it exists and `JOURNEY_TOPIC_PREFIX` is unset; empty: no file "
+    "(see [docs/cli.md](cli.md))",
+)
+
+SETTINGS: tuple[Setting, ...] = (*(f.metadata["setting"] for f in fields(Settings)), ENV_FILE)
+SETTINGS_DOC: dict[str, tuple[str, str]] = {s.env: (s.default, s.doc) for s in SETTINGS}
+"""name -> (default as the environment spells it, meaning): a view of ``SETTINGS``."""
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as docs/configuration.md shows it."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        rows.append(f"| `{s.env}` | {default} | {s.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+# --- reading the environment -------------------------------------------------------------
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (or the given mapping), defaults filled in; a bad
+    value, or security settings that contradict each other, raise SettingsError."""
+    source = os.environ if env is None else env
+    settings = Settings(**{f.name: f.metadata["setting"].read(source) for f in fields(Settings)})
+    return _with_security_checked(settings)
+
+
+def _with_security_checked(settings: Settings) -> Settings:
+    """``settings`` with the SASL password read from its file, once the Kafka security
+    settings are known to fit together (the errors name the setting)."""
+    protocol = settings.security_protocol
+    sasl_values = {
+        "JOURNEY_SASL_USERNAME": settings.sasl_username,
+        "JOURNEY_SASL_PASSWORD_FILE": settings.sasl_password_file,
+        "JOURNEY_SASL_PASSWORD": settings.sasl_password,
+    }
+    tls_files = {
+        "JOURNEY_SSL_CAFILE": settings.ssl_cafile,
+        "JOURNEY_SSL_CERTFILE": settings.ssl_certfile,
+        "JOURNEY_SSL_KEYFILE": settings.ssl_keyfile,
+    }
+    if not settings.uses_sasl:
+        _refuse_ignored(sasl_values, protocol, "SASL needs SASL_PLAINTEXT or SASL_SSL")
+    if not settings.uses_tls:
+        _refuse_ignored(tls_files, protocol, "TLS needs SSL or SASL_SSL")
+    password = _sasl_password(settings.sasl_password_file, settings.sasl_password)
+    if settings.uses_sasl and not settings.sasl_username:
+        raise SettingsError(f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_USERNAME")
+    if settings.uses_sasl and not password:
+        raise SettingsError(
+            f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_PASSWORD_FILE "
+            "(or JOURNEY_SASL_PASSWORD)"
+        )
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        raise SettingsError("JOURNEY_SSL_KEYFILE needs JOURNEY_SSL_CERTFILE (its certificate)")
+    for name, path in tls_files.items():
+        _check_readable(name, path)
+    return replace(settings, sasl_password=password)
+
+
+def _refuse_ignored(values: Mapping[str, object], protocol: str, needs: str) -> None:
+    """Refuse a credential or certificate the protocol would silently ignore: whoever set it
+    believes the connection is authenticated or encrypted."""
+    for name, value in values.items():
+        if value:
+            raise SettingsError(
+                f"{name} is set but JOURNEY_SECURITY_PROTOCOL is {protocol}: {needs}"
+            )
+
+
+def _check_readable(name: str, path: Path | None) -> None:
+    """Refuse the file a setting names unless it can be read (None: nothing named)."""
+    if path is None:
+        return
     try:
         with path.open("rb"):
             pass
     except OSError as exc:
-        raise SettingsError(f"{name}: cannot read {value} ({exc.strerror or exc})") from None
-    return path
+        raise SettingsError(f"{name}: cannot read {path} ({exc.strerror or exc})") from None
 
 
-def _fault_send(value: str) -> tuple[str, int] | None:
-    """JOURNEY_FAULT_SEND as (topic suffix, n): empty, or ``<topic suffix>:<n >= 1>``."""
-    if not value:
-        return None
-    suffix, _, nth = value.rpartition(":")
-    if not (suffix and nth.isdigit() and int(nth) >= 1):
-        raise SettingsError(f"JOURNEY_FAULT_SEND must be <topic suffix>:<n >= 1>, not {value!r}")
-    return suffix, int(nth)
-
-
-def _sasl_password(get: Callable[[str], str]) -> str:
+def _sasl_password(password_file: Path | None, password: str) -> str:
     """The SASL password, from JOURNEY_SASL_PASSWORD_FILE (preferred) or JOURNEY_SASL_PASSWORD."""
-    password_file, password = get("JOURNEY_SASL_PASSWORD_FILE"), get("JOURNEY_SASL_PASSWORD")
     if password_file and password:
         raise SettingsError(
             "set JOURNEY_SASL_PASSWORD_FILE or JOURNEY_SASL_PASSWORD, not both "
             "(the file is preferred)"
         )
-    if not password_file:
+    if password_file is None:
         return password
-    try:
-        text = Path(password_file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SettingsError(
-            f"JOURNEY_SASL_PASSWORD_FILE: cannot read {password_file} ({reason})"
-        ) from None
+    text = _read_text("JOURNEY_SASL_PASSWORD_FILE", password_file)
     text = text.removesuffix("\n").removesuffix("\r")  # as written by `echo` or a text editor
     if not text:
         raise SettingsError(f"JOURNEY_SASL_PASSWORD_FILE: {password_file} is empty")
     return text
 
 
-class _Security(TypedDict):
-    security_protocol: str
-    sasl_mechanism: str
-    sasl_username: str
-    sasl_password: str
-    ssl_cafile: Path | None
-    ssl_certfile: Path | None
-    ssl_keyfile: Path | None
+def _read_text(name: str, path: Path) -> str:
+    """The UTF-8 text of the file a setting names; refused with the setting's name."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"{name}: cannot read {path} ({reason})") from None
 
 
-def _security(get: Callable[[str], str]) -> _Security:
-    """The Kafka security settings, checked together (the errors name the setting)."""
-    protocol = get("JOURNEY_SECURITY_PROTOCOL").strip().upper()
-    if protocol not in SECURITY_PROTOCOLS:
-        raise SettingsError(
-            f"JOURNEY_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
-            f"not {get('JOURNEY_SECURITY_PROTOCOL')!r}"
-        )
-    mechanism = get("JOURNEY_SASL_MECHANISM").strip().upper()
-    if mechanism not in SASL_MECHANISMS:
-        raise SettingsError(
-            f"JOURNEY_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
-            f"not {get('JOURNEY_SASL_MECHANISM')!r}"
-        )
-    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
-    tls = protocol in ("SSL", "SASL_SSL")
-    # A credential or certificate the protocol would silently ignore is refused: whoever set
-    # it believes the connection is authenticated or encrypted.
-    for name in ("JOURNEY_SASL_USERNAME", "JOURNEY_SASL_PASSWORD_FILE", "JOURNEY_SASL_PASSWORD"):
-        if get(name) and not sasl:
-            raise SettingsError(
-                f"{name} is set but JOURNEY_SECURITY_PROTOCOL is {protocol}: "
-                "SASL needs SASL_PLAINTEXT or SASL_SSL"
-            )
-    for name in ("JOURNEY_SSL_CAFILE", "JOURNEY_SSL_CERTFILE", "JOURNEY_SSL_KEYFILE"):
-        if get(name) and not tls:
-            raise SettingsError(
-                f"{name} is set but JOURNEY_SECURITY_PROTOCOL is {protocol}: "
-                "TLS needs SSL or SASL_SSL"
-            )
-    username = get("JOURNEY_SASL_USERNAME")
-    password = _sasl_password(get)
-    if sasl and not username:
-        raise SettingsError(f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_USERNAME")
-    if sasl and not password:
-        raise SettingsError(
-            f"JOURNEY_SECURITY_PROTOCOL={protocol} needs JOURNEY_SASL_PASSWORD_FILE "
-            "(or JOURNEY_SASL_PASSWORD)"
-        )
-    if get("JOURNEY_SSL_KEYFILE") and not get("JOURNEY_SSL_CERTFILE"):
-        raise SettingsError("JOURNEY_SSL_KEYFILE needs JOURNEY_SSL_CERTFILE (its certificate)")
-    return _Security(
-        security_protocol=protocol,
-        sasl_mechanism=mechanism,
-        sasl_username=username,
-        sasl_password=password,
-        ssl_cafile=_readable_file("JOURNEY_SSL_CAFILE", get("JOURNEY_SSL_CAFILE")),
-        ssl_certfile=_readable_file("JOURNEY_SSL_CERTFILE", get("JOURNEY_SSL_CERTFILE")),
-        ssl_keyfile=_readable_file("JOURNEY_SSL_KEYFILE", get("JOURNEY_SSL_KEYFILE")),
-    )
-
-
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment (or the given mapping), defaults filled in."""
-    source = os.environ if env is None else env
-
-    def get(name: str) -> str:
-        return _get(source, name)
-
-    return Settings(
-        broker=get("JOURNEY_BROKER"),
-        app_id=get("JOURNEY_APP_ID"),
-        topics=Topics(get("JOURNEY_TOPIC_PREFIX")),
-        partitions=int(get("JOURNEY_PARTITIONS")),
-        replication=int(get("JOURNEY_REPLICATION")),
-        data_dir=Path(get("JOURNEY_DATA_DIR")),
-        store=get("JOURNEY_STORE"),
-        web_host=get("JOURNEY_WEB_HOST"),
-        web_port=int(get("JOURNEY_WEB_PORT")),
-        log_level=get("JOURNEY_LOG_LEVEL"),
-        max_event_bytes=int(get("JOURNEY_MAX_EVENT_BYTES")),
-        dedupe_window=int(get("JOURNEY_DEDUPE_WINDOW")),
-        recent_events=int(get("JOURNEY_RECENT_EVENTS")),
-        hash_salt=get("JOURNEY_HASH_SALT"),
-        default_region=get("JOURNEY_DEFAULT_REGION"),
-        batch_size=int(get("JOURNEY_BATCH_SIZE")),
-        batch_within_s=float(get("JOURNEY_BATCH_WITHIN_S")),
-        session_timeout_s=float(get("JOURNEY_SESSION_TIMEOUT_S")),
-        policy_file=Path(get("JOURNEY_POLICY_FILE")),
-        policy_poll_s=float(get("JOURNEY_POLICY_POLL_S")),
-        clock_speed=float(get("JOURNEY_CLOCK_SPEED")),
-        clock_anchor_ms=int(get("JOURNEY_CLOCK_ANCHOR_MS"))
-        if get("JOURNEY_CLOCK_ANCHOR_MS")
-        else None,
-        clock_start_ms=int(get("JOURNEY_CLOCK_START_MS"))
-        if get("JOURNEY_CLOCK_START_MS")
-        else None,
-        timer_tick_s=float(get("JOURNEY_TIMER_TICK_S")),
-        fetch_max_wait_ms=int(get("JOURNEY_FETCH_MAX_WAIT_MS")),
-        timer_horizon_s=float(get("JOURNEY_TIMER_HORIZON_S")),
-        lag_interval_s=float(get("JOURNEY_LAG_INTERVAL_S")),
-        group_instance_id=get("JOURNEY_GROUP_INSTANCE_ID"),
-        api_token=get("JOURNEY_API_TOKEN"),
-        advertised_url=get("JOURNEY_ADVERTISED_URL"),
-        decisions_kept=int(get("JOURNEY_DECISIONS_KEPT")),
-        fast_drain=parse_flag("JOURNEY_FAST_DRAIN", get("JOURNEY_FAST_DRAIN")),
-        rocksdb_memory_mb=int(get("JOURNEY_ROCKSDB_MEMORY_MB")),
-        processing_guarantee=parse_choice(
-            "JOURNEY_PROCESSING_GUARANTEE",
-            get("JOURNEY_PROCESSING_GUARANTEE"),
-            ("at_least_once", "exactly_once"),
-        ),
-        compression=parse_choice(
-            "JOURNEY_COMPRESSION", get("JOURNEY_COMPRESSION").strip().lower(), COMPRESSION_CODECS
-        ),
-        fault_send=_fault_send(get("JOURNEY_FAULT_SEND")),
-        **_security(get),
-    )
-
+# --- the settings file of the `journey` commands -----------------------------------------
 
 ENV_FILE_NAME = re.compile(r"JOURNEY_[A-Z0-9_]+")
-DEFAULT_ENV_FILE = Path(SETTINGS_DOC["JOURNEY_ENV_FILE"][0])  # relative: where `journey` runs
+DEFAULT_ENV_FILE = Path(ENV_FILE.default)  # relative: where `journey` runs
 
 
 def write_env_file(path: Path, values: Mapping[str, str], comment: str = "") -> None:
@@ -530,14 +689,10 @@ def write_env_file(path: Path, values: Mapping[str, str], comment: str = "") -> 
 def read_env_file(path: Path) -> dict[str, str]:
     """The JOURNEY_* variables of a settings file (``[export] NAME=value`` lines, shell
     quoting, ``#`` comments); an unreadable file or a bad line is refused with its name."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SettingsError(f"JOURNEY_ENV_FILE: cannot read {path} ({reason})") from None
+    text = _read_text(ENV_FILE.env, path)
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        where = f"JOURNEY_ENV_FILE: {path} line {number}"
+        where = f"{ENV_FILE.env}: {path} line {number}"
         try:
             words = shlex.split(line, comments=True)
         except ValueError as exc:
@@ -554,12 +709,16 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def environment_with_file(environ: Mapping[str, str]) -> tuple[dict[str, str], Path | None]:
-    """``environ`` over the settings file JOURNEY_ENV_FILE names (see its entry in
-    ``SETTINGS_DOC``), and the file that was read (None if none was)."""
-    named = environ.get("JOURNEY_ENV_FILE")
+    """``environ`` over the settings file JOURNEY_ENV_FILE names (see ``ENV_FILE``), and the
+    file that was read (None if none was)."""
+    named = environ.get(ENV_FILE.env)
     if named == "":
         return dict(environ), None
     path = Path(named) if named else DEFAULT_ENV_FILE
     if named is None and ("JOURNEY_TOPIC_PREFIX" in environ or not path.is_file()):
         return dict(environ), None  # a local demo's file only stands in for a missing setup
     return {**read_env_file(path), **environ}, path
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

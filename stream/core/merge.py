@@ -27,9 +27,31 @@ from stream.core.state import (
     Limits,
     amount,
     bounded_contacts,
+    new_state,
 )
 
 _STAGE_ORDER = {stage.value: index for index, stage in enumerate(Stage)}
+CONFLICTS_KEPT = 20  # identity conflicts a profile remembers (the latest)
+
+
+def merge_in(
+    state: CustomerState | None,
+    customer_key: str,
+    source: str,
+    other: dict[str, Any],
+    limits: Limits,
+) -> CustomerState | None:
+    """Profile ``source`` (stored form ``other``) folded into this one, once.
+
+    None when this merge was applied already (a redelivered ``MergeIn``): the merge is
+    remembered among the seen event ids, so it falls out of the same dedupe window.
+    """
+    merge_id = f"merge:{source}"
+    if state is not None and merge_id in state.seen_event_ids:
+        return None
+    merged = merge_states(state or new_state(customer_key), CustomerState.from_dict(other), limits)
+    merged.seen_event_ids.append(merge_id)
+    return merged
 
 
 def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> CustomerState:
@@ -79,7 +101,7 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
     held_ids = {h["action"]["action_id"] for h in a.held}
     a.held.extend(h for h in b.held if h["action"]["action_id"] not in held_ids)
     a.linked = list(dict.fromkeys([*a.linked, *b.linked, b.customer_key]))
-    a.identity_conflicts = [*a.identity_conflicts, *b.identity_conflicts][-20:]
+    a.identity_conflicts = [*a.identity_conflicts, *b.identity_conflicts][-CONFLICTS_KEPT:]
     return a
 
 

@@ -48,42 +48,14 @@ def profile_view(state: CustomerState, holdout: HoldoutPolicy) -> dict[str, Any]
         "first_seen": _time(state.created_at_ms),
         "last_seen": _time(state.updated_at_ms),
         "event_count": state.event_count,
-        "engagement": {
-            channel: {"events": seen["events"], "last_seen": _time(seen["last_seen_ms"])}
-            for channel, seen in sorted(state.channels.items())
-        },
-        "channels": {
-            channel: {
-                "sent": state.sent_by_channel.get(channel, 0),
-                "responses": state.responses.get(channel, 0),
-                "unanswered": state.unanswered.get(channel, 0),
-            }
-            for channel in sorted({*state.sent_by_channel, *state.responses})
-        },
-        "cart": {
-            "items": sum(int(item["quantity"]) for item in state.cart["items"].values()),
-            "value": float(state.cart["value"]),
-            "updated_at": _time(state.cart["updated_at_ms"]),
-        },
-        "orders": {
-            "count": state.orders["count"],
-            "revenue": float(state.orders["revenue"]),
-            "returns": state.orders["returns"],
-            "last_category": state.orders["last_category"],
-            "last_order_at": _time(state.orders["last_order_at_ms"]),
-        },
+        "engagement": _engagement(state),
+        "channels": _channels(state),
+        "cart": _cart(state),
+        "orders": _orders(state),
         "consent": {channel: state.has_consent(channel) for channel in ("email", "sms", "push")},
         "opt_outs": dict(state.opt_outs),
         "app_installed": state.app_installed,
-        "open_cases": [
-            {
-                "case_id": case_id,
-                "reason": case["reason"],
-                "severity": case["severity"],
-                "opened_at": _time(case["opened_at_ms"]),
-            }
-            for case_id, case in sorted(state.open_cases.items())
-        ],
+        "open_cases": _open_cases(state),
         "timers": [
             {"name": name, "due": _time(timer["due_ms"])}
             for name, timer in sorted(state.timers.items(), key=lambda item: item[1]["due_ms"])
@@ -105,19 +77,74 @@ def profile_view(state: CustomerState, holdout: HoldoutPolicy) -> dict[str, Any]
             }
             for e in state.recent_events
         ],
-        "recent_actions": [
-            {
-                "action_id": c["action_id"],
-                "action": c["action"],
-                "channel": c["channel"],
-                "category": c["category"],
-                "decided_at": _time(c["at_ms"]),
-                "trigger_event_id": c.get("trigger_event_id"),
-                "reason": c.get("reason", ""),
-                "outcomes": list(c.get("outcomes", [])),
-                "group": c.get("group", "treatment"),
-                "withdrawn": bool(c.get("withdrawn", False)),
-            }
-            for c in state.contacts
-        ],
+        "recent_actions": [_recent_action(contact) for contact in state.contacts],
+    }
+
+
+def _engagement(state: CustomerState) -> dict[str, dict[str, Any]]:
+    """Per channel the customer used: events seen and when last."""
+    return {
+        channel: {"events": seen["events"], "last_seen": _time(seen["last_seen_ms"])}
+        for channel, seen in sorted(state.channels.items())
+    }
+
+
+def _channels(state: CustomerState) -> dict[str, dict[str, int]]:
+    """Per channel we sent on or heard back from: sends, responses, unanswered sends."""
+    return {
+        channel: {
+            "sent": state.sent_by_channel.get(channel, 0),
+            "responses": state.responses.get(channel, 0),
+            "unanswered": state.unanswered.get(channel, 0),
+        }
+        for channel in sorted({*state.sent_by_channel, *state.responses})
+    }
+
+
+def _cart(state: CustomerState) -> dict[str, Any]:
+    """The cart's item count, value and last change."""
+    return {
+        "items": sum(int(item["quantity"]) for item in state.cart["items"].values()),
+        "value": float(state.cart["value"]),
+        "updated_at": _time(state.cart["updated_at_ms"]),
+    }
+
+
+def _orders(state: CustomerState) -> dict[str, Any]:
+    """The order history in summary."""
+    return {
+        "count": state.orders["count"],
+        "revenue": float(state.orders["revenue"]),
+        "returns": state.orders["returns"],
+        "last_category": state.orders["last_category"],
+        "last_order_at": _time(state.orders["last_order_at_ms"]),
+    }
+
+
+def _open_cases(state: CustomerState) -> list[dict[str, Any]]:
+    """The open service cases, by case id."""
+    return [
+        {
+            "case_id": case_id,
+            "reason": case["reason"],
+            "severity": case["severity"],
+            "opened_at": _time(case["opened_at_ms"]),
+        }
+        for case_id, case in sorted(state.open_cases.items())
+    ]
+
+
+def _recent_action(contact: dict[str, Any]) -> dict[str, Any]:
+    """A contact of the state as the API shows it (fields a contact may lack get defaults)."""
+    return {
+        "action_id": contact["action_id"],
+        "action": contact["action"],
+        "channel": contact["channel"],
+        "category": contact["category"],
+        "decided_at": _time(contact["at_ms"]),
+        "trigger_event_id": contact.get("trigger_event_id"),
+        "reason": contact.get("reason", ""),
+        "outcomes": list(contact.get("outcomes", [])),
+        "group": contact.get("group", "treatment"),
+        "withdrawn": bool(contact.get("withdrawn", False)),
     }

@@ -24,6 +24,7 @@ import mimetypes
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,11 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from stream.config import Settings
+from stream.config import Clock, Settings
 from stream.core import census
 from stream.core.profile import profile_view, valid_customer_id
-from stream.shell.clock import Clock
-from stream.shell.faust_compat import partition_items
-from stream.shell.identity_stage import Moved, load_profile
+from stream.core.stored import Moved, load_profile
+from stream.shell.faust import partition_items
 from stream.shell.openapi import openapi_document
 from stream.shell.policy_source import PolicySource
 
@@ -45,6 +45,10 @@ HOP = "X-Journey-Forwarded"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 FORWARD_TIMEOUT_S = 10.0
+# A view of the API: (context, web, request, **path parameters) -> response.
+ApiView = Callable[..., Awaitable[Any]]
+# A page of the web UI: (web, request, **path parameters) -> response.
+Page = Callable[..., Awaitable[Any]]
 
 
 def census_total(census_table: Any, partitions: set[int]) -> dict[str, int]:
@@ -65,6 +69,47 @@ class ApiError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+class Forwarder:
+    """The HTTP client that asks other workers (opened at the first forwarded request)."""
+
+    def __init__(self) -> None:
+        self._client: aiohttp.ClientSession | None = None
+
+    async def get(self, url: URL, request: Any) -> tuple[int, bytes, str]:
+        """Another worker's answer (status, body, ``Location``) to a GET with our caller's token."""
+        if self._client is None:
+            self._client = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+            )
+        headers = {"Authorization": request.headers.get("Authorization", ""), HOP: "1"}
+        try:
+            async with self._client.get(url, headers=headers, allow_redirects=False) as r:
+                return r.status, await r.read(), r.headers.get("Location", "")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(503, "unavailable", f"worker {url.origin()} did not answer") from exc
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    """What the API's views share: the worker's app and settings, tables, policy and clock."""
+
+    app: Any  # the Faust app: its router knows which worker owns a key
+    settings: Settings
+    customers: Any  # faust Table[bytes, bytes]: customer key -> stored profile
+    aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
+    decisions: Any  # faust Table[bytes, bytes]: customer key -> explain records
+    census_table: Any  # faust Table[bytes, bytes]: one census row per partition
+    policy: PolicySource
+    clock: Clock
+    owned: Callable[[], set[int] | None]  # the partitions this worker owns; None: assigning
+    forwarder: Forwarder = field(default_factory=Forwarder)
+
+    @property
+    def own_origin(self) -> URL:
+        """This worker's own web origin (scheme, host and port)."""
+        return URL(self.settings.web_url).origin()
+
+
 def add_api(
     app: Any,
     settings: Settings,
@@ -77,192 +122,231 @@ def add_api(
     owned: Callable[[], set[int] | None],
 ) -> None:
     """Register the API's views on the worker's web server."""
-    own_url = URL(settings.web_url)
-    session: dict[str, aiohttp.ClientSession] = {}
+    context = ApiContext(
+        app, settings, customers, aliases, decisions, census_table, policy, clock, owned
+    )
+    register_api(context)
 
-    def error(web: Any, exc: ApiError) -> Any:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        body = {"error": exc.code, "detail": exc.detail}
-        return web.json(body, status=exc.status, headers=headers)
 
-    def authorize(request: Any) -> None:
-        if not settings.api_token:
-            raise ApiError(401, "unauthorized", "the API is disabled: set JOURNEY_API_TOKEN")
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_token}".encode()):
-            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
+def register_api(context: ApiContext) -> None:
+    """Register the API's views (token required) and the web page on ``context.app``."""
+    for path, view in API_VIEWS:
+        context.app.page(path)(_guarded(context, view))
+    for path, page in UI_PAGES:
+        context.app.page(path)(page)
 
-    async def fetch(url: URL, request: Any) -> tuple[int, bytes, str]:
-        if "client" not in session:
-            session["client"] = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
-            )
-        headers = {"Authorization": request.headers.get("Authorization", ""), HOP: "1"}
+
+def _guarded(context: ApiContext, view: ApiView) -> Page:
+    """``view`` behind the token check; an ``ApiError`` becomes its JSON answer."""
+
+    # A plain function, not a bound method: Faust makes it the ``get`` of a View class.
+    @functools.wraps(view)
+    async def guarded(web: Any, request: Any, **params: str) -> Any:
         try:
-            async with session["client"].get(url, headers=headers, allow_redirects=False) as r:
-                return r.status, await r.read(), r.headers.get("Location", "")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ApiError(503, "unavailable", f"worker {url.origin()} did not answer") from exc
+            authorize(context.settings, request)
+            return await view(context, web, request, **params)
+        except ApiError as exc:
+            return _error_response(web, exc)
 
-    def owner(key: bytes) -> URL:
-        try:
-            return URL(str(app.router.key_store("customers", key)))
-        except Exception as exc:  # no assignment yet, or a rebalance
-            raise ApiError(503, "unavailable", "partitions are being assigned; retry") from exc
+    return guarded
 
-    async def routed(web: Any, request: Any, key: bytes) -> Any | None:
-        """The owner's answer when another worker owns ``key``; None when we do."""
-        target = owner(key)
-        if target.origin() == own_url.origin():
-            return None
-        if request.headers.get(HOP):
-            raise ApiError(503, "unavailable", "ownership is moving (rebalance); retry")
-        status, body, location = await fetch(target.with_path(request.path), request)
-        headers = {"Location": location} if location else None
-        return web.bytes(body, status=status, content_type="application/json", headers=headers)
 
-    def customer_key(customer_id: str) -> bytes:
-        if not valid_customer_id(customer_id):
-            raise ApiError(400, "bad_request", f"not a customer id: {customer_id[:64]!r}")
-        return customer_id.encode()
+def authorize(settings: Settings, request: Any) -> None:
+    """Return if the request carries the API token; raise a 401 ``ApiError`` otherwise."""
+    if not settings.api_token:
+        raise ApiError(401, "unauthorized", "the API is disabled: set JOURNEY_API_TOKEN")
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {settings.api_token}".encode()):
+        raise ApiError(401, "unauthorized", "missing or wrong bearer token")
 
-    def merged(web: Any, into: str, suffix: str) -> Any:
-        body = {"error": "merged", "detail": f"merged into {into}", "customer_id": into}
-        return web.json(body, status=308, headers={"Location": f"/customers/{into}{suffix}"})
 
-    def api(path: str) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
-        """Register a view that needs the token; an ``ApiError`` becomes its JSON answer."""
+def customer_key(customer_id: str) -> bytes:
+    """The table key of a customer id; a 400 ``ApiError`` if it cannot be one."""
+    if not valid_customer_id(customer_id):
+        raise ApiError(400, "bad_request", f"not a customer id: {customer_id[:64]!r}")
+    return customer_id.encode()
 
-        def register(view: Callable[..., Awaitable[Any]]) -> Any:
-            @app.page(path)
-            @functools.wraps(view)
-            async def guarded(web: Any, request: Any, **params: str) -> Any:
-                try:
-                    authorize(request)
-                    return await view(web, request, **params)
-                except ApiError as exc:
-                    return error(web, exc)
 
-            return guarded
+def _error_response(web: Any, exc: ApiError) -> Any:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body = {"error": exc.code, "detail": exc.detail}
+    return web.json(body, status=exc.status, headers=headers)
 
-        return register
 
-    @api("/customers/{customer_id}")
-    async def customer_view(web: Any, request: Any, customer_id: str) -> Any:
-        key = customer_key(customer_id)
-        forwarded = await routed(web, request, key)
-        if forwarded is not None:
-            return forwarded
-        state = load_profile(customers.get(key))
-        if isinstance(state, Moved):
-            return merged(web, state.into, "")
-        if state is None:
-            raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-        return web.json(profile_view(state, policy.current.holdout))
+def _merged_response(web: Any, into: str, suffix: str) -> Any:
+    body = {"error": "merged", "detail": f"merged into {into}", "customer_id": into}
+    return web.json(body, status=308, headers={"Location": f"/customers/{into}{suffix}"})
 
-    @api("/customers/{customer_id}/decisions")
-    async def decisions_view(web: Any, request: Any, customer_id: str) -> Any:
-        key = customer_key(customer_id)
-        forwarded = await routed(web, request, key)
-        if forwarded is not None:
-            return forwarded
-        state = load_profile(customers.get(key))
-        if isinstance(state, Moved):
-            return merged(web, state.into, "/decisions")
-        stored = decisions.get(key)
-        if state is None and stored is None:
-            raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-        records = orjson.loads(stored) if stored is not None else []
-        return web.json({"customer_id": customer_id, "decisions": records})
 
-    def local_census() -> tuple[list[int], dict[str, int]]:
-        partitions = owned()
-        if partitions is None:
-            raise ApiError(503, "unavailable", "partitions are being assigned; retry")
-        return sorted(partitions), census_total(census_table, partitions)
+def owner_url(context: ApiContext, key: bytes) -> URL:
+    """The web URL of the worker that owns ``key``; a 503 ``ApiError`` mid-assignment."""
+    try:
+        return URL(str(context.app.router.key_store("customers", key)))
+    except Exception as exc:  # no assignment yet, or a rebalance
+        raise ApiError(503, "unavailable", "partitions are being assigned; retry") from exc
 
-    @api("/journey/census")
-    async def census_view(web: Any, request: Any) -> Any:
-        partitions, total = local_census()
-        return web.json({"partitions": partitions, "census": total})
 
-    async def everyone(request: Any) -> dict[str, int]:
-        """The census summed over every worker, checked to cover every partition."""
-        try:
-            hosts = dict(app.router.table_metadata("census"))
-        except Exception as exc:
-            raise ApiError(503, "unavailable", "partitions are being assigned; retry") from exc
-        covered: set[int] = set()
-        rows = []
-        for host in hosts:
-            url = URL(str(host))
-            if url.origin() == own_url.origin():
-                partitions, total = local_census()
-            else:
-                status, body, _ = await fetch(url.with_path("/journey/census"), request)
-                if status != 200:
-                    raise ApiError(503, "unavailable", f"worker {url.origin()} answered {status}")
-                answer = orjson.loads(body)
-                partitions, total = answer["partitions"], answer["census"]
-            covered.update(partitions)
-            rows.append(Counter(total))
-        missing = set(range(settings.partitions)) - covered
-        if missing:
-            raise ApiError(503, "unavailable", f"no worker owns partition(s) {sorted(missing)}")
-        return census.apply(None, rows)
+async def forwarded(context: ApiContext, web: Any, request: Any, key: bytes) -> Any | None:
+    """The owner's answer when another worker owns ``key``; None when we do."""
+    target = owner_url(context, key)
+    if target.origin() == context.own_origin:
+        return None
+    if request.headers.get(HOP):
+        raise ApiError(503, "unavailable", "ownership is moving (rebalance); retry")
+    status, body, location = await context.forwarder.get(target.with_path(request.path), request)
+    headers = {"Location": location} if location else None
+    return web.bytes(body, status=status, content_type="application/json", headers=headers)
 
-    @api("/journey/funnel")
-    async def funnel_view(web: Any, request: Any) -> Any:
-        stages = census.funnel(await everyone(request), clock.now_ms())
-        total = sum(stage["customers"] for stage in stages)
-        return web.json({"stages": stages, "total": total})
 
-    @api("/journey/transitions")
-    async def transitions_view(web: Any, request: Any) -> Any:
-        return web.json({"transitions": census.transitions(await everyone(request))})
+async def customer_view(context: ApiContext, web: Any, request: Any, customer_id: str) -> Any:
+    """The unified profile of a customer (forwarded to the worker that owns it)."""
+    key = customer_key(customer_id)
+    answer = await forwarded(context, web, request, key)
+    if answer is not None:
+        return answer
+    state = load_profile(context.customers.get(key))
+    if isinstance(state, Moved):
+        return _merged_response(web, state.into, "")
+    if state is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id!r}")
+    return web.json(profile_view(state, context.policy.current.holdout))
 
-    @api("/openapi.json")
-    async def openapi_view(web: Any, request: Any) -> Any:
-        return web.json(openapi_document(settings.web_url))
 
-    @api("/debug/state/{key}")
-    async def debug_state(web: Any, request: Any, key: str) -> Any:
-        """The raw stored state (or merged stub) of a key this worker holds: for operators."""
-        stored = customers.get(customer_key(key))
-        if stored is None:
-            raise ApiError(404, "not_found", f"no state for {key!r} on this worker")
-        return web.bytes(stored, content_type="application/json")
+async def decisions_view(context: ApiContext, web: Any, request: Any, customer_id: str) -> Any:
+    """The latest explain records of a customer, newest first (forwarded to its owner)."""
+    key = customer_key(customer_id)
+    answer = await forwarded(context, web, request, key)
+    if answer is not None:
+        return answer
+    state = load_profile(context.customers.get(key))
+    if isinstance(state, Moved):
+        return _merged_response(web, state.into, "/decisions")
+    stored = context.decisions.get(key)
+    if state is None and stored is None:
+        raise ApiError(404, "not_found", f"no customer {customer_id!r}")
+    records = orjson.loads(stored) if stored is not None else []
+    return web.json({"customer_id": customer_id, "decisions": records})
 
-    @api("/debug/aliases/{token}")
-    async def debug_alias(web: Any, request: Any, token: str) -> Any:
-        """The profile an identifier token resolves to, if this worker holds its alias."""
-        stored = aliases.get(customer_key(token))
-        if stored is None:
-            raise ApiError(404, "not_found", f"no alias for {token!r} on this worker")
-        return web.json({"token": token, "customer_key": stored.decode()})
 
-    def static_file(web: Any, path: Path) -> Any:
-        if not path.is_file():
-            return web.json({"error": "not_found", "detail": "no such file"}, status=404)
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return web.bytes(path.read_bytes(), content_type=content_type)
+def local_census(context: ApiContext) -> tuple[list[int], dict[str, int]]:
+    """This worker's partitions and their census; a 503 ``ApiError`` mid-assignment."""
+    partitions = context.owned()
+    if partitions is None:
+        raise ApiError(503, "unavailable", "partitions are being assigned; retry")
+    return sorted(partitions), census_total(context.census_table, partitions)
 
-    @app.page("/ui")
-    async def ui_redirect(web: Any, request: Any) -> Any:
-        return web.json({"location": "/ui/"}, status=308, headers={"Location": "/ui/"})
 
-    @app.page("/ui/")
-    async def ui_index(web: Any, request: Any) -> Any:
-        return static_file(web, STATIC / "index.html")
+async def census_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """This worker's own census rows."""
+    partitions, total = local_census(context)
+    return web.json({"partitions": partitions, "census": total})
 
-    @app.page("/ui/{name}")
-    async def ui_file(web: Any, request: Any, name: str) -> Any:
-        if not STATIC_NAME.match(name):
-            return web.json({"error": "not_found", "detail": "no such file"}, status=404)
-        return static_file(web, STATIC / name)
 
-    @app.page("/ui/vendor/{name}")
-    async def ui_vendor(web: Any, request: Any, name: str) -> Any:
-        if not STATIC_NAME.match(name):
-            return web.json({"error": "not_found", "detail": "no such file"}, status=404)
-        return static_file(web, STATIC / "vendor" / name)
+async def census_of_every_worker(context: ApiContext, request: Any) -> dict[str, int]:
+    """The census summed over every worker, checked to cover every partition."""
+    try:
+        hosts = dict(context.app.router.table_metadata("census"))
+    except Exception as exc:
+        raise ApiError(503, "unavailable", "partitions are being assigned; retry") from exc
+    covered: set[int] = set()
+    rows = []
+    for host in hosts:
+        url = URL(str(host))
+        if url.origin() == context.own_origin:
+            partitions, total = local_census(context)
+        else:
+            census_url = url.with_path("/journey/census")
+            status, body, _ = await context.forwarder.get(census_url, request)
+            if status != 200:
+                raise ApiError(503, "unavailable", f"worker {url.origin()} answered {status}")
+            answer = orjson.loads(body)
+            partitions, total = answer["partitions"], answer["census"]
+        covered.update(partitions)
+        rows.append(Counter(total))
+    missing = set(range(context.settings.partitions)) - covered
+    if missing:
+        raise ApiError(503, "unavailable", f"no worker owns partition(s) {sorted(missing)}")
+    return census.apply(None, rows)
+
+
+async def funnel_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """The funnel over every worker's census, with the total number of customers."""
+    stages = census.funnel(await census_of_every_worker(context, request), context.clock.now_ms())
+    total = sum(stage["customers"] for stage in stages)
+    return web.json({"stages": stages, "total": total})
+
+
+async def transitions_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """The stage transitions over every worker's census."""
+    transitions = census.transitions(await census_of_every_worker(context, request))
+    return web.json({"transitions": transitions})
+
+
+async def openapi_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """The OpenAPI document, with this worker as the server."""
+    return web.json(openapi_document(context.settings.web_url))
+
+
+async def debug_state(context: ApiContext, web: Any, request: Any, key: str) -> Any:
+    """The raw stored state (or merged stub) of a key this worker holds: for operators."""
+    stored = context.customers.get(customer_key(key))
+    if stored is None:
+        raise ApiError(404, "not_found", f"no state for {key!r} on this worker")
+    return web.bytes(stored, content_type="application/json")
+
+
+async def debug_alias(context: ApiContext, web: Any, request: Any, token: str) -> Any:
+    """The profile an identifier token resolves to, if this worker holds its alias."""
+    stored = context.aliases.get(customer_key(token))
+    if stored is None:
+        raise ApiError(404, "not_found", f"no alias for {token!r} on this worker")
+    return web.json({"token": token, "customer_key": stored.decode()})
+
+
+def _static_file(web: Any, path: Path) -> Any:
+    if not path.is_file():
+        return web.json({"error": "not_found", "detail": "no such file"}, status=404)
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return web.bytes(path.read_bytes(), content_type=content_type)
+
+
+async def ui_redirect(web: Any, request: Any) -> Any:
+    """``/ui`` to ``/ui/``."""
+    return web.json({"location": "/ui/"}, status=308, headers={"Location": "/ui/"})
+
+
+async def ui_index(web: Any, request: Any) -> Any:
+    """The web page."""
+    return _static_file(web, STATIC / "index.html")
+
+
+async def ui_file(web: Any, request: Any, name: str) -> Any:
+    """One of the web page's static files."""
+    if not STATIC_NAME.match(name):
+        return web.json({"error": "not_found", "detail": "no such file"}, status=404)
+    return _static_file(web, STATIC / name)
+
+
+async def ui_vendor(web: Any, request: Any, name: str) -> Any:
+    """One of the web page's vendored libraries."""
+    if not STATIC_NAME.match(name):
+        return web.json({"error": "not_found", "detail": "no such file"}, status=404)
+    return _static_file(web, STATIC / "vendor" / name)
+
+
+API_VIEWS: tuple[tuple[str, ApiView], ...] = (
+    ("/customers/{customer_id}", customer_view),
+    ("/customers/{customer_id}/decisions", decisions_view),
+    ("/journey/census", census_view),
+    ("/journey/funnel", funnel_view),
+    ("/journey/transitions", transitions_view),
+    ("/openapi.json", openapi_view),
+    ("/debug/state/{key}", debug_state),
+    ("/debug/aliases/{token}", debug_alias),
+)
+UI_PAGES: tuple[tuple[str, Page], ...] = (  # static files: no token
+    ("/ui", ui_redirect),
+    ("/ui/", ui_index),
+    ("/ui/{name}", ui_file),
+    ("/ui/vendor/{name}", ui_vendor),
+)

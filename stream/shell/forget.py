@@ -17,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.config import Settings
+from stream.core.messages import Erase, encode
 from stream.shell.kafka_security import client_kwargs
 
 
@@ -42,10 +43,8 @@ async def forget(settings: Settings, customer_id: str, timeout_s: float = 60.0) 
         )
         await producer.start()
         try:
-            request = {"erase": {"requested_at_ms": requested_at_ms, "requested_for": customer_id}}
-            await producer.send_and_wait(
-                settings.topics.customer_events, orjson.dumps(request), key=key
-            )
+            request = encode(Erase(requested_at_ms, customer_id))
+            await producer.send_and_wait(settings.topics.customer_events, request, key=key)
         finally:
             await producer.stop()
         deadline = time.monotonic() + timeout_s

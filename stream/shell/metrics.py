@@ -29,11 +29,27 @@ class CountsCollector(Collector):
 
 
 class Metrics:
-    """Every metric the worker exports, on its own registry."""
+    """Every metric the worker exports, on its own registry.
+
+    The families are created group by group, in the order a scrape lists them.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        self._add_ingest(self.registry)
+        self._add_decisions(self.registry)
+        self._add_batches(self.registry)
+        self._add_policy(self.registry)
+        self._add_timers(self.registry)
+        self._add_quiet_hours(self.registry)
+        self._add_identity(self.registry)
+        self._add_learning(self.registry)
+        self._add_decision_latency(self.registry)
+        self._add_census(self.registry)
+        self._add_consumer(self.registry)
+
+    def _add_ingest(self, r: CollectorRegistry) -> None:
+        """Input: events ingested, rejected to the DLQ or dropped as duplicates."""
         self.invalid_events = Counter(
             "journey_events_invalid_total", "Input messages sent to the DLQ", ["reason"], registry=r
         )
@@ -47,6 +63,9 @@ class Metrics:
             "Events dropped as duplicates (same event_id)",
             registry=r,
         )
+
+    def _add_decisions(self, r: CollectorRegistry) -> None:
+        """Decisions: actions emitted, candidates suppressed, stage transitions."""
         self.actions = Counter(
             "journey_actions_total", "Next-best-actions emitted", ["action", "channel"], registry=r
         )
@@ -69,6 +88,9 @@ class Metrics:
             ["from_stage", "to_stage"],
             registry=r,
         )
+
+    def _add_batches(self, r: CollectorRegistry) -> None:
+        """Processing time: per event, per micro-batch and per output flush."""
         self.event_latency = Histogram(
             "journey_event_processing_latency_seconds",
             "From the ingress message's Kafka timestamp to its state update and decision",
@@ -96,6 +118,9 @@ class Metrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
             registry=r,
         )
+
+    def _add_policy(self, r: CollectorRegistry) -> None:
+        """The policy in force and the reloads refused."""
         self.policy = Gauge(
             "journey_policy_info", "1 for the policy version in force", ["version"], registry=r
         )
@@ -104,6 +129,9 @@ class Metrics:
             "Policy reloads refused since start (last good kept)",
             registry=r,
         )
+
+    def _add_timers(self, r: CollectorRegistry) -> None:
+        """Timers: changes, firings, lag, and the scheduler's in-memory index."""
         self.timer_updates = Counter(
             "journey_timer_updates_total",
             "Timer changes made by events (armed, rearmed, cancelled, stale, condition_error)",
@@ -136,6 +164,9 @@ class Metrics:
         self.timer_ticks = Counter(
             "journey_timer_ticks_total", "Firing messages the scheduler sent", registry=r
         )
+
+    def _add_quiet_hours(self, r: CollectorRegistry) -> None:
+        """Actions held by quiet hours and their release."""
         self.actions_held = Counter(
             "journey_actions_held_total",
             "Actions held by quiet hours until their send_after",
@@ -148,6 +179,9 @@ class Metrics:
             ["channel", "reason"],
             registry=r,
         )
+
+    def _add_identity(self, r: CollectorRegistry) -> None:
+        """Identity: links, merges, redirects and erasures."""
         self.identity_links = Counter(
             "journey_identity_links_total",
             "Identity links by outcome (linked, relinked, redirected, same, conflict, non_merging)",
@@ -165,6 +199,9 @@ class Metrics:
         self.erasures = Counter(
             "journey_erasures_total", "Customers erased (right to erasure)", registry=r
         )
+
+    def _add_learning(self, r: CollectorRegistry) -> None:
+        """Outcomes, uplift and the learned model as this worker sees it."""
         self.outcomes = Counter(
             "journey_outcomes_total",
             "Outcomes reported by senders, by what became of them "
@@ -207,6 +244,9 @@ class Metrics:
             "Real seconds since the newest row of this worker's model view was published",
             registry=r,
         )
+
+    def _add_decision_latency(self, r: CollectorRegistry) -> None:
+        """Time of one decision, and from an event to the action it caused."""
         self.decision_seconds = Histogram(
             "journey_decision_seconds",
             "Time of the core step for one record (event, timer firing or outcome)",
@@ -222,6 +262,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+    def _add_census(self, r: CollectorRegistry) -> None:
+        """Customers, pending timers and held actions in this worker's partitions."""
         self.customers = Gauge(
             "journey_customers",
             "Customers by journey stage, in the partitions this worker owns",
@@ -239,6 +282,9 @@ class Metrics:
             "Actions held by quiet hours and not yet released, in this worker's partitions",
             registry=r,
         )
+
+    def _add_consumer(self, r: CollectorRegistry) -> None:
+        """The consumer: lag, rebalances, delivery paths, table sizes, readiness."""
         self.consumer_lag = Gauge(
             "journey_consumer_lag_messages",
             "End offset minus the group's committed offset, per input partition this worker owns",

@@ -214,6 +214,94 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+CUSTOMER_KEY_ERRORS = {k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"}
+
+
+def _get(
+    operation_id: str,
+    summary: str,
+    responses: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A path item with one GET operation (``parameters`` left out when there are none)."""
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary}
+    if parameters is not None:
+        operation["parameters"] = parameters
+    operation["responses"] = responses
+    return {"get": operation}
+
+
+def _customer_paths() -> dict[str, Any]:
+    """The routed views of one customer: profile and explain records."""
+    return {
+        "/customers/{customer_id}": _get(
+            "getCustomer",
+            "The unified profile of a customer",
+            {"200": _json("Profile", "The profile"), **CUSTOMER_ERRORS},
+            [CUSTOMER_PARAMETER],
+        ),
+        "/customers/{customer_id}/decisions": _get(
+            "getDecisions",
+            "Why the customer got, or did not get, each action",
+            {"200": _json("Decisions", "The latest explain records"), **CUSTOMER_ERRORS},
+            [CUSTOMER_PARAMETER],
+        ),
+    }
+
+
+def _journey_paths() -> dict[str, Any]:
+    """The analytics summed over every worker's census."""
+    return {
+        "/journey/funnel": _get(
+            "getFunnel",
+            "Customers per stage, entered, moved on, drop-off, time in stage",
+            {"200": _json("Funnel", "The funnel"), **ERRORS},
+        ),
+        "/journey/transitions": _get(
+            "getTransitions",
+            "Stage transitions counted since the census began",
+            {"200": _json("Transitions", "The transitions"), **ERRORS},
+        ),
+    }
+
+
+def _debug_paths() -> dict[str, Any]:
+    """The operators' views of what this worker holds, without routing."""
+    return {
+        "/debug/state/{key}": _get(
+            "getRawState",
+            "For operators: the raw stored state (or merged stub) of a key "
+            "this worker holds; no routing",
+            {
+                "200": {
+                    "description": "The stored JSON",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **CUSTOMER_KEY_ERRORS,
+            },
+            [CUSTOMER_PARAMETER | {"name": "key"}],
+        ),
+        "/debug/aliases/{token}": _get(
+            "getAlias",
+            "For operators: the profile an identifier token resolves to, if "
+            "this worker holds its alias",
+            {"200": _json("Alias", "The alias"), **CUSTOMER_KEY_ERRORS},
+            [CUSTOMER_PARAMETER | {"name": "token"}],
+        ),
+    }
+
+
+def _census_paths() -> dict[str, Any]:
+    """This worker's own share of the census."""
+    return {
+        "/journey/census": _get(
+            "getCensus",
+            "This worker's own census rows (the funnel sums every worker's)",
+            {"200": _json("Census", "The census"), **ERRORS},
+        ),
+    }
+
+
 def openapi_document(server_url: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with this worker as the server."""
     return {
@@ -230,73 +318,5 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
         },
-        "paths": {
-            "/customers/{customer_id}": {
-                "get": {
-                    "operationId": "getCustomer",
-                    "summary": "The unified profile of a customer",
-                    "parameters": [CUSTOMER_PARAMETER],
-                    "responses": {"200": _json("Profile", "The profile"), **CUSTOMER_ERRORS},
-                }
-            },
-            "/customers/{customer_id}/decisions": {
-                "get": {
-                    "operationId": "getDecisions",
-                    "summary": "Why the customer got, or did not get, each action",
-                    "parameters": [CUSTOMER_PARAMETER],
-                    "responses": {
-                        "200": _json("Decisions", "The latest explain records"),
-                        **CUSTOMER_ERRORS,
-                    },
-                }
-            },
-            "/journey/funnel": {
-                "get": {
-                    "operationId": "getFunnel",
-                    "summary": "Customers per stage, entered, moved on, drop-off, time in stage",
-                    "responses": {"200": _json("Funnel", "The funnel"), **ERRORS},
-                }
-            },
-            "/journey/transitions": {
-                "get": {
-                    "operationId": "getTransitions",
-                    "summary": "Stage transitions counted since the census began",
-                    "responses": {"200": _json("Transitions", "The transitions"), **ERRORS},
-                }
-            },
-            "/debug/state/{key}": {
-                "get": {
-                    "operationId": "getRawState",
-                    "summary": "For operators: the raw stored state (or merged stub) of a key "
-                    "this worker holds; no routing",
-                    "parameters": [CUSTOMER_PARAMETER | {"name": "key"}],
-                    "responses": {
-                        "200": {
-                            "description": "The stored JSON",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        **{k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"},
-                    },
-                }
-            },
-            "/debug/aliases/{token}": {
-                "get": {
-                    "operationId": "getAlias",
-                    "summary": "For operators: the profile an identifier token resolves to, if "
-                    "this worker holds its alias",
-                    "parameters": [CUSTOMER_PARAMETER | {"name": "token"}],
-                    "responses": {
-                        "200": _json("Alias", "The alias"),
-                        **{k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"},
-                    },
-                }
-            },
-            "/journey/census": {
-                "get": {
-                    "operationId": "getCensus",
-                    "summary": "This worker's own census rows (the funnel sums every worker's)",
-                    "responses": {"200": _json("Census", "The census"), **ERRORS},
-                }
-            },
-        },
+        "paths": {**_customer_paths(), **_journey_paths(), **_debug_paths(), **_census_paths()},
     }

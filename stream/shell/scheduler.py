@@ -3,7 +3,7 @@
 It never writes state. Each tick it (1) follows the assignment: drops revoked
 partitions and loads the due table of new ones into the index; (2) moves the in-memory
 window forward and loads the deadlines that entered it; (3) sends one firing message
-(``{"tick": ...}``, keyed by customer) to the customer-events topic for every customer
+(``Firing``, keyed by customer) to the customer-events topic for every customer
 whose deadline passed. The process agent, which owns the customer's partition, handles
 it like an event: it re-reads the state, fires what is due there and writes the result.
 A duplicate, early or stale firing finds nothing due and does nothing.
@@ -17,11 +17,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
-
+from stream.config import Clock
+from stream.core.batch import Destination, Output
+from stream.core.messages import Firing, encode
 from stream.core.timer_index import TimerIndex
-from stream.shell.clock import Clock
-from stream.shell.faust_compat import partition_items
+from stream.shell.faust import partition_items
 from stream.shell.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 MAX_FIRINGS_PER_TICK = 5000
 LOAD_YIELD_EVERY = 20_000
 
-Send = Callable[[bytes, bytes], Awaitable[Any]]
+Send = Callable[[Output], Awaitable[Any]]  # ``Outputs.send``
 
 
-def tick_record(due_ms: int, now_ms: int) -> bytes:
-    """The firing message sent to the owner of a customer."""
-    return orjson.dumps({"tick": {"due_ms": due_ms, "sent_at_ms": now_ms}})
+def firing(key: bytes, due_ms: int, now_ms: int) -> Output:
+    """The firing message for a customer, keyed like its events (the owner's partition)."""
+    return Output(Destination.CUSTOMER_EVENTS, key, encode(Firing(due_ms, now_ms)))
 
 
 class Scheduler:
@@ -72,7 +72,7 @@ class Scheduler:
             await self.load(added, "assignment")
         fired = 0
         for due in self.index.pop_due(now_ms, MAX_FIRINGS_PER_TICK):
-            await self.send(due.key, tick_record(due.due_ms, now_ms))
+            await self.send(firing(due.key, due.due_ms, now_ms))
             fired += 1
         self.metrics.timer_ticks.inc(fired)
         self.metrics.timer_index_size.set(len(self.index))

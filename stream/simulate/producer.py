@@ -45,6 +45,16 @@ class SimulationStats:
     elapsed_s: float
     events_per_s: float
 
+    @classmethod
+    def of(cls, events_sent: int, by_channel: Counter[str], elapsed_s: float) -> SimulationStats:
+        """The stats of a run that sent ``events_sent`` events in ``elapsed_s`` seconds."""
+        return cls(
+            events_sent=events_sent,
+            by_channel=dict(sorted(by_channel.items())),
+            elapsed_s=elapsed_s,
+            events_per_s=events_sent / elapsed_s if elapsed_s > 0 else 0.0,
+        )
+
 
 def mean_gap_for(customers: int, rate: float) -> int:
     """Per-customer mean gap (ms) that makes the simulated stream carry ``rate`` events/s."""
@@ -96,15 +106,7 @@ async def run_simulation(
     events = generate_events(
         customers, seed, start_ms, mean_gap_ms, step_ms=step_ms, lapse_share=lapse_share
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        value_serializer=orjson.dumps,
-        compression_type=compression_type,
-        **(security or {}),
-    )
+    producer = _new_producer(bootstrap, security, compression_type)
     await _start(producer)
     pacer = _Pacer(rate, max_events, duration_s)
     by_channel: Counter[str] = Counter()
@@ -130,11 +132,21 @@ async def run_simulation(
     elapsed = pacer.elapsed()
     if on_progress is not None:
         on_progress(pacer.sent, elapsed)
-    return SimulationStats(
-        events_sent=pacer.sent,
-        by_channel=dict(sorted(by_channel.items())),
-        elapsed_s=elapsed,
-        events_per_s=pacer.sent / elapsed if elapsed > 0 else 0.0,
+    return SimulationStats.of(pacer.sent, by_channel, elapsed)
+
+
+def _new_producer(
+    bootstrap: str, security: Mapping[str, Any] | None, compression_type: str | None
+) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every replica (not started)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        value_serializer=orjson.dumps,
+        compression_type=compression_type,
+        **(security or {}),
     )
 
 

@@ -37,11 +37,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from stream.config import Clock
+from stream.core.batch import Destination
 from stream.core.decide import load_policy_file
-from stream.core.events import Event
-from stream.core.pipeline import fire, step
+from stream.core.fold import FoldContext, fold_partition
+from stream.core.messages import EventMessage, Firing, from_record
+from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState, Limits
-from stream.shell.clock import Clock
+from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, census_key, load_profile
 from stream.simulate.journeys import generate_events
 from tests.integration.conftest import BROKER, Deployment, WorkerProcess
 from tests.integration.events import BASE
@@ -399,34 +402,76 @@ class Replay:
     timer_firings: int
 
 
+@dataclass
+class MemoryTables:
+    """The process step's tables as dicts: the fold's ``StoredView`` for a replay."""
+
+    tables: dict[str, dict[bytes, bytes]] = field(
+        default_factory=lambda: {name: {} for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
+    )
+
+    def profile(self, key: bytes) -> bytes | None:
+        return self.tables[CUSTOMERS].get(key)
+
+    def due(self, key: bytes) -> bytes | None:
+        return self.tables[DUE].get(key)
+
+    def decisions(self, key: bytes) -> bytes | None:
+        return self.tables[DECISIONS].get(key)
+
+    def census(self, partition: int) -> bytes | None:
+        return self.tables[CENSUS].get(census_key(partition))
+
+    def write(self, writes: dict[str, dict[bytes, bytes | None]]) -> None:
+        for name, changes in writes.items():
+            for key, value in changes.items():
+                if value is None:
+                    self.tables[name].pop(key, None)
+                else:
+                    self.tables[name][key] = value
+
+
 def replay(outcome: Outcome, deployment: Deployment) -> Replay:
-    """Apply the customer-events log in offset order per partition, from nothing."""
+    """Fold the customer-events log, in offset order per partition, from nothing.
+
+    Each record goes through ``fold_partition``, the worker's own batch fold, at the
+    processing time it was handled at: an event at the clock of its log timestamp, a
+    firing at the time the scheduler sent it. Every record kind is folded: events,
+    firings, outcomes, merges, conflicts and erasures.
+    """
     settings = deployment.settings
     policy = load_policy_file(settings.policy_file, deployment.catalog)
     limits = Limits(settings.dedupe_window, settings.recent_events)
-    states: dict[str, CustomerState] = {}
+    store = MemoryTables()
     sent: dict[str, dict[str, Any]] = {}
     firings = 0
     for item in outcome.log_records:
-        record, key = item.value, item.key.decode()
-        if "event" in record:
-            event = Event.from_record(record["event"])
-            assert event.customer_key == key, f"an event on another customer's key: {record}"
-            now = outcome.clock_at(item.timestamp)
-            result = step(states.get(key), event, now, limits, policy)
-        elif "tick" in record:
-            if key not in states:
-                continue
-            result = fire(states[key], int(record["tick"]["sent_at_ms"]), policy)
-            firings += len(result.fired)
+        message = from_record(item.value)
+        if isinstance(message, EventMessage):
+            key = item.key.decode()
+            assert message.event.customer_key == key, f"an event on another key: {item.value}"
+        if isinstance(message, Firing):
+            now = message.sent_at_ms
         else:
-            raise AssertionError(f"unexpected record in the customer-events log: {record}")
-        states[key] = result.state
-        for action in result.send:
-            sent.setdefault(action.idempotency_key, action.to_message())
-    return Replay(
-        {k: without_processing_time(s.to_dict()) for k, s in states.items()}, sent, firings
-    )
+            now = outcome.clock_at(item.timestamp)
+        context = FoldContext(
+            now, item.timestamp, policy, EMPTY_MODEL, limits, settings.decisions_kept, 60_000
+        )
+        records = [(item.key, orjson.dumps(item.value))]
+        result = fold_partition(item.partition, records, store, context)
+        assert not result.dead_letters, f"the fold failed on {item.value}: {result.dead_letters}"
+        store.write(result.writes)
+        firings += sum(n for (name, *_), n in result.tally.counts.items() if name == "timers_fired")
+        for output in result.outputs:
+            if output.destination is Destination.ACTIONS:
+                action = orjson.loads(output.value)
+                sent.setdefault(action["idempotency_key"], action)
+    states = {
+        key.decode(): without_processing_time(profile.to_dict())
+        for key, value in store.tables[CUSTOMERS].items()
+        if isinstance(profile := load_profile(value), CustomerState)
+    }
+    return Replay(states, sent, firings)
 
 
 def check(outcome: Outcome, messages: list[Message], deployment: Deployment) -> Replay:

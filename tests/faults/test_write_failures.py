@@ -16,7 +16,7 @@ import time
 import orjson
 import pytest
 
-from stream.shell.delivery_guard import EXIT_WRITE_FAILED
+from stream.shell.faust import EXIT_WRITE_FAILED
 from tests.integration.conftest import Deployment, WorkerProcess, new_deployment
 from tests.integration.events import complaint, event
 

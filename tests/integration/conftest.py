@@ -27,9 +27,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from stream.config import Settings, load_settings
+from stream.config import Clock, Settings, load_settings
 from stream.core.schemas import SchemaCatalog, load_catalog
-from stream.shell.clock import Clock
 from tests.integration.events import BASE
 
 BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")

@@ -1,4 +1,4 @@
-"""The worker's drain loop (``stream.shell.faust_compat``) against the real broker, in an
+"""The worker's drain loop (``shell.faust.patches.drain_loop``) against the real broker, in an
 in-process Faust app: records a flow-control resume clears from the stream queues are
 read again, also from a partition the group never committed.
 
@@ -19,7 +19,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from stream.shell.faust_compat import install_drain_loop
+from stream.shell.faust.patches.drain_loop import install as install_drain_loop
 from tests.integration.conftest import BROKER
 
 RECORDS = 20

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.config import Clock
 from stream.core.identity import hash_identifier, normalise_email
-from stream.shell.clock import Clock
 from tests.integration.conftest import API_TOKEN, ROOT, Deployment, WorkerProcess, http_get
 from tests.integration.events import BASE, event
 

@@ -27,7 +27,7 @@ import orjson
 import pytest
 import yaml
 
-from stream.shell.clock import Clock
+from stream.config import Clock
 from stream.simulate.preferences import preferences_for
 from stream.simulate.producer import run_simulation
 from stream.simulate.sender import run_sender

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from stream.shell.clock import Clock, clock_from
+from stream.config import Clock, clock_from
 from tests.integration.conftest import Deployment, WorkerProcess
 from tests.integration.events import event
 

@@ -204,13 +204,13 @@ def test_the_password_is_in_no_repr(password_file: Path, pki: Pki) -> None:
     [
         (
             {"JOURNEY_SECURITY_PROTOCOL": "TLS"},
-            "JOURNEY_SECURITY_PROTOCOL must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
-            "SASL_SSL, not 'TLS'",
+            "JOURNEY_SECURITY_PROTOCOL: expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+            "SASL_SSL, got 'TLS'",
         ),
         (
             {"JOURNEY_SASL_MECHANISM": "GSSAPI"},
-            "JOURNEY_SASL_MECHANISM must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, "
-            "not 'GSSAPI'",
+            "JOURNEY_SASL_MECHANISM: expected one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, "
+            "got 'GSSAPI'",
         ),
         (
             {"JOURNEY_SECURITY_PROTOCOL": "SASL_SSL", "JOURNEY_SASL_PASSWORD": "x"},

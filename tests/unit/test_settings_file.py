@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream import config
+from stream import cli, config
 from stream.config import (
     SettingsError,
     environment_with_file,
@@ -77,3 +77,21 @@ def test_a_bad_line_is_refused_with_its_number_and_never_shown(tmp_path: Path, l
     with pytest.raises(SettingsError, match=r"line 4") as refused:
         read_env_file(path)
     assert line not in str(refused.value)
+
+
+def test_a_bad_value_in_the_file_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "journey.env"
+    write_env_file(path, {**VALUES, "JOURNEY_PARTITIONS": "four"})
+    for name in config.SETTINGS_DOC:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JOURNEY_ENV_FILE", str(path))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["topics"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"journey: settings from {path} (JOURNEY_* variables set win)",
+        "journey topics: JOURNEY_PARTITIONS: expected a positive integer, got 'four'",
+    ]

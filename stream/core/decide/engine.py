@@ -160,16 +160,7 @@ def _decide(
     group: str | None = None  # the holdout group, hashed only when an action is picked
     seed = Seed(f"{state.customer_key}|{trigger.event_id}")
     scoring = _Scoring(state, policy, model, seed, now_ms)
-
-    candidates: list[Candidate] = []
-    scored: list[_Scored] = []
-    for spec, action_trigger in entries:
-        outcome = _filter(state, spec, action_trigger, conditions, now_ms, scoring)
-        if isinstance(outcome, Candidate):
-            candidates.append(outcome)
-        else:
-            scored.append(outcome)
-    scored.sort(key=lambda s: (-s.scores.priority, s.spec.order, s.spec.id))
+    candidates, scored = _screen(state, entries, conditions, now_ms, scoring)
     actions: list[Action] = []
     held_out: list[Action] = []
     pending: list[dict[str, Any]] = []
@@ -210,6 +201,26 @@ def _decide(
         held_out=tuple(held_out),
         strategy=policy.learning.strategy,
     )
+
+
+def _screen(
+    state: CustomerState,
+    entries: tuple[tuple[ActionSpec, Trigger], ...],
+    conditions: Callable[[], Evaluator],
+    now_ms: int,
+    scoring: _Scoring,
+) -> tuple[list[Candidate], list[_Scored]]:
+    """The actions ``_filter`` removed (as candidates), and the rest ranked best first."""
+    candidates: list[Candidate] = []
+    scored: list[_Scored] = []
+    for spec, action_trigger in entries:
+        outcome = _filter(state, spec, action_trigger, conditions, now_ms, scoring)
+        if isinstance(outcome, Candidate):
+            candidates.append(outcome)
+        else:
+            scored.append(outcome)
+    scored.sort(key=lambda s: (-s.scores.priority, s.spec.order, s.spec.id))
+    return candidates, scored
 
 
 class _Scoring:

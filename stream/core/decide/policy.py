@@ -201,6 +201,10 @@ class Policy:
     learning: LearningPolicy = field(default_factory=LearningPolicy)
     holdout: HoldoutPolicy = field(default_factory=HoldoutPolicy)
 
+    def marketing_actions(self) -> list[str]:
+        """The actions a control group can be held out of (uplift is counted for)."""
+        return [a.id for a in self.actions if a.category in self.holdout.categories]
+
 
 def parse_duration_ms(text: str) -> int:
     """Milliseconds of a duration like ``30m``, ``24h`` or ``7d``."""

@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import orjson
 
+from stream.config import Clock
+from stream.core.batch import Destination, Output
 from stream.core.timer_index import TimerIndex
-from stream.shell.clock import Clock
 from stream.shell.metrics import Metrics
 from stream.shell.scheduler import Scheduler
 
@@ -25,8 +26,9 @@ class PinnedClock(Clock):
 def make(due: dict[bytes, bytes], owned: set[int] | None, now_ms: int = NOW_MS):
     sent: list[tuple[bytes, dict]] = []
 
-    async def send(key: bytes, value: bytes) -> None:
-        sent.append((key, orjson.loads(value)))
+    async def send(output: Output) -> None:
+        assert output.destination is Destination.CUSTOMER_EVENTS
+        sent.append((output.key, orjson.loads(output.value)))
 
     table = SimpleNamespace(data=due)  # a memory store: no partitions, every item yielded
     state = {"owned": owned}
@@ -54,7 +56,7 @@ async def test_due_customers_from_the_table_get_one_firing_message_each() -> Non
     }
     scheduler, sent, _ = make(table, owned={0})
     assert await scheduler.tick() == 1
-    assert sent == [(b"a", {"tick": {"due_ms": NOW_MS - 5, "sent_at_ms": NOW_MS}})]
+    assert sent == [(b"a", {"firing": {"due_ms": NOW_MS - 5, "sent_at_ms": NOW_MS}})]
     assert len(scheduler.index) == 1  # b waits in memory; far stays on disk
     assert await scheduler.tick() == 0  # a left the index until its owner updates it
 

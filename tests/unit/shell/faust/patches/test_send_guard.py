@@ -9,7 +9,12 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from stream.config import SettingsError, load_settings
-from stream.shell.delivery_guard import FaultRule, InjectedSendFailure, guarded
+from stream.shell.faust.patches.send_guard import (
+    FaultInjection,
+    FaultRule,
+    InjectedSendFailure,
+    guarded,
+)
 
 
 class FakeProducer:
@@ -29,7 +34,11 @@ class FakeProducer:
 
 def guard(fault: FaultRule | None = None) -> tuple[FakeProducer, Any, list[tuple[str, str]]]:
     failures: list[tuple[str, str]] = []
-    send = guarded(FakeProducer.send, fault, lambda t, e: failures.append((t, type(e).__name__)))
+    send = guarded(
+        FakeProducer.send,
+        FaultInjection(fault),
+        lambda t, e: failures.append((t, type(e).__name__)),
+    )
     return FakeProducer(), send, failures
 
 

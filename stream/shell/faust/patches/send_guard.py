@@ -29,14 +29,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from faust.transport.drivers.aiokafka import Producer
+
+from stream.shell.faust.pinned import require_pinned_faust
 
 log = logging.getLogger(__name__)
 
 EXIT_WRITE_FAILED = 75  # EX_TEMPFAIL: restart me, nothing was committed past the failure
 
+faust_send = Producer.send
 
-class InjectedSendFailure(KafkaError):
+#: Wrapped.
+UPSTREAM = (faust_send,)
+
+
+class InjectedSendFailure(KafkaError):  # type: ignore[misc]
     """The delivery failure ``JOURNEY_FAULT_SEND`` asked for (fault tests only)."""
 
 
@@ -56,6 +64,24 @@ class FaultRule:
         return self.seen == self.nth
 
 
+@dataclass
+class FaultInjection:
+    """The fault the guarded sends inject, if any (set from ``JOURNEY_FAULT_SEND``)."""
+
+    rule: FaultRule | None = None
+
+    def set(self, fault: tuple[str, int] | None) -> None:
+        """Inject ``fault`` (topic suffix, n) from now on; the same fault keeps its count."""
+        if fault is None:
+            self.rule = None
+        elif self.rule is None or (self.rule.topic_suffix, self.rule.nth) != fault:
+            self.rule = FaultRule(*fault)
+
+    def trips(self, topic: str) -> bool:
+        """Count a send to ``topic``; True for the one that must fail."""
+        return self.rule is not None and self.rule.trips(topic)
+
+
 def fail_stop(topic: str, exc: BaseException) -> NoReturn:
     """Log the failed write and end the process now, before anything can be committed."""
     log.critical(
@@ -73,12 +99,12 @@ Send = Callable[..., Awaitable[Awaitable[Any]]]
 
 
 def guarded(
-    send: Send, fault: FaultRule | None, on_failure: Callable[[str, BaseException], Any]
+    send: Send, faults: FaultInjection, on_failure: Callable[[str, BaseException], Any]
 ) -> Send:
     """``send`` with every failure, raised or delivered, handed to ``on_failure``."""
 
     async def guarded_send(self: Any, topic: str, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        if fault is not None and fault.trips(topic):  # not sent, as if the broker refused it
+        if faults.trips(topic):  # not sent, as if the broker refused it
             delivery: Awaitable[Any] = _failed(InjectedSendFailure(f"JOURNEY_FAULT_SEND: {topic}"))
         else:
             try:
@@ -108,17 +134,14 @@ def _check(
         on_failure(topic, done.exception())  # type: ignore[arg-type]
 
 
-_installed = False
+faults = FaultInjection()
+guarded_send = guarded(faust_send, faults, fail_stop)
 
 
 def install(fault: tuple[str, int] | None = None) -> None:
-    """Guard the aiokafka driver's ``Producer.send`` process-wide (once); ``fault``: the
-    (topic suffix, n) of ``JOURNEY_FAULT_SEND``."""
-    global _installed
-    if _installed:
-        return
-    from faust.transport.drivers.aiokafka import Producer
-
-    rule = FaultRule(*fault) if fault is not None else None
-    Producer.send = guarded(Producer.send, rule, fail_stop)  # type: ignore[method-assign]
-    _installed = True
+    """Guard the aiokafka driver's ``Producer.send`` (once per process); ``fault``: the
+    (topic suffix, n) of ``JOURNEY_FAULT_SEND`` to inject from now on, or None."""
+    require_pinned_faust(__name__)
+    faults.set(fault)
+    if Producer.send is not guarded_send:
+        Producer.send = guarded_send  # type: ignore[method-assign,assignment]

@@ -1,0 +1,51 @@
+"""The ingest and outcomes steps: validate what upstream systems and senders produce."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stream.core.events import DecodeOptions
+from stream.core.intake import ingest_batch, outcomes_batch
+from stream.core.schemas import SchemaCatalog
+from stream.shell.outputs import Consumed, timestamp_ms
+from stream.shell.steps.batch import Step, StepContext
+
+
+class IngestStep(Step):
+    """Ingress events -> identity-events (keyed by identifier), or the DLQ with a reason."""
+
+    name = "ingest"
+
+    def __init__(self, context: StepContext, catalog: SchemaCatalog) -> None:
+        super().__init__(context)
+        settings = context.settings
+        self.options = DecodeOptions(
+            catalog, settings.max_event_bytes, settings.hash_salt, settings.default_region
+        )
+        topics = settings.topics
+        self.channel_of_topic = {topics.events(channel): channel for channel in catalog.event_types}
+
+    async def handle(self, batch: Sequence[Consumed]) -> None:
+        """Decode and validate each event; occurred_at is judged on the processing clock."""
+        records = [
+            (self.channel_of_topic.get(e.message.topic), e.message.value, timestamp_ms(e.message))
+            for e in batch
+        ]
+        result = ingest_batch(records, self.options, self.context.clock.now_ms())
+        await self.commit(result, batch)
+
+
+class OutcomesStep(Step):
+    """Senders' outcomes -> customer-events (keyed by customer), or the DLQ."""
+
+    name = "outcomes"
+
+    def __init__(self, context: StepContext, catalog: SchemaCatalog) -> None:
+        super().__init__(context)
+        self.catalog = catalog
+
+    async def handle(self, batch: Sequence[Consumed]) -> None:
+        """Validate each outcome and re-key it to the customer's partition."""
+        values = [event.message.value for event in batch]
+        max_bytes = self.context.settings.max_event_bytes
+        await self.commit(outcomes_batch(values, self.catalog, max_bytes), batch)
