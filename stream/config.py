@@ -428,7 +428,7 @@ class Settings:
         "at_least_once",
         _choice(PROCESSING_GUARANTEES),
         "Faust's processing guarantee: at_least_once (with idempotency keys downstream) or "
-        "exactly_once (Kafka transactions; evaluated, not recommended: see README)",
+        "exactly_once (Kafka transactions; evaluated, not recommended: see docs/guarantees.md)",
     )
     fast_drain: bool = setting(
         "JOURNEY_FAST_DRAIN",
@@ -459,7 +459,7 @@ class Settings:
         _choice(SECURITY_PROTOCOLS, str.upper),
         "how every Kafka client (the worker's and the CLI's) talks to the broker: "
         "`PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or `SASL_SSL` (SASL over TLS); "
-        'see "Secured brokers"',
+        "see docs/operating.md",
     )
     sasl_mechanism: str = setting(
         "JOURNEY_SASL_MECHANISM",

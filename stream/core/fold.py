@@ -210,7 +210,7 @@ class _PartitionFold:
         )
         self._timed("event", started)
         if self._settle(key, result):
-            sent = bool(result.send)
+            sent = bool(result.to_send)
             occurred = message.event.occurred_at_ms if sent else None
             self.result.latencies.append(Latency(message.ingress_ts_ms, occurred, sent))
 
@@ -244,13 +244,15 @@ class _PartitionFold:
     def _emit(self, key: bytes, result: StepResult) -> None:
         """The step's explain records, actions, learning updates and identity links."""
         tally = self.result.tally
+        for update in result.timer_updates:
+            tally.count("timer_updates", update.timer, update.change.value)
         for timer in result.fired:
             tally.count("timers_fired", timer.name)
         for action in result.held:
             tally.count("actions_held", action.channel)
         for decision in result.decisions:
             self._explain(key, decision, result)
-        for action in result.send:
+        for action in result.to_send:
             tally.count("actions", action.action, action.channel)
             value = orjson.dumps(action.to_message())
             self._send(Destination.ACTIONS, action.customer_id, value, action.channel)

@@ -36,7 +36,7 @@ def hold(state: CustomerState, action: Action) -> None:
 class Release:
     """What coming due did to the held actions: sent, held again, and one record each."""
 
-    send: tuple[Action, ...] = ()
+    to_send: tuple[Action, ...] = ()
     held_again: tuple[Action, ...] = ()
     records: tuple[Decision, ...] = ()
 

@@ -6,7 +6,7 @@ Raw email addresses and phone numbers never leave this module: they are normalis
 An identifier is written as a *token*: its kind's prefix and its value (``C000123``,
 ``loyalty:L000123``, ``email:<sha256>``, ``phone:<sha256>``, ``anon:<cookie>``). A
 customer key is the token of the strongest identifier a profile was created under; the
-resolve stage maps every other token to it (see ``stream.core.resolve``).
+resolve step maps every other token to it (see ``stream.core.resolve``).
 """
 
 from __future__ import annotations

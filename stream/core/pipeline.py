@@ -45,7 +45,7 @@ class StepResult:
     duplicate: bool = False
     stage_change: StageChange | None = None
     decisions: tuple[Decision, ...] = ()
-    send: tuple[Action, ...] = ()  # actions to emit now
+    to_send: tuple[Action, ...] = ()  # actions to send now
     held: tuple[Action, ...] = ()  # actions chosen but held until their send_after
     timer_updates: tuple[TimerUpdate, ...] = ()
     fired: tuple[FiredTimer, ...] = ()
@@ -90,7 +90,7 @@ def step(
         updated,
         stage_change=reduction.stage_change,
         decisions=decisions,
-        send=send,
+        to_send=send,
         held=held,
         timer_updates=tuple(timer_updates),
         links=tuple(links),
@@ -119,7 +119,7 @@ def fire(
     updated = state.copy()
     release = release_due(updated, now_ms, policy.version, policy.contact)
     decisions: list[Decision] = list(release.records)
-    send: list[Action] = list(release.send)
+    send: list[Action] = list(release.to_send)
     held: list[Action] = list(release.held_again)
     fired = pop_due(updated, now_ms)
     for timer in fired:
@@ -136,7 +136,7 @@ def fire(
     return StepResult(
         updated,
         decisions=tuple(decisions),
-        send=tuple(send),
+        to_send=tuple(send),
         held=tuple(held),
         fired=tuple(fired),
         # release records are not new decisions: their exposure was counted when decided

@@ -1,7 +1,7 @@
 """The learned propensity model: what outcomes taught the engine, shared by all customers.
 
 Every send of an action is a trial of its (action, stage, channel) cell; a reward outcome
-(by default a click or a conversion) is a success. The process stage emits one
+(by default a click or a conversion) is a success. The process step emits one
 ``LearningUpdate`` per trial, success, exposure and conversion, keyed by action; the learn
 stage folds them into one row per action (``fold``), and every worker decides with the
 latest rows it has (a ``PropensityModel``).

@@ -1,6 +1,6 @@
 """Identity resolution rules: which profile an identifier belongs to, and when profiles merge.
 
-Pure. The resolve stage keeps an alias table (token -> customer key) partitioned by
+Pure. The resolve step keeps an alias table (token -> customer key) partitioned by
 token; this module decides what a *link* (``token`` seen on the profile ``canonical``)
 does to it:
 

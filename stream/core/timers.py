@@ -3,7 +3,7 @@
 Pure: the caller passes the clock (``now_ms``) and a way to evaluate the policy's CEL.
 Timers live in the customer state, so they are in the changelog with the rest of it.
 
-Time semantics (README, "Timers and time"):
+Time semantics (docs/timers.md):
 - **Event time anchors deadlines**: ``due = start event's occurred_at + delay``. A late
   start event does not stretch the wait.
 - **Processing time fires them**: a timer fires when the worker's clock passes ``due``.

@@ -2,7 +2,7 @@
 
 The request goes to the customer's partition of the customer-events topic; the owning
 worker deletes the profile (a tombstone in the changelog), its timers and held actions,
-asks the resolve stage to delete every alias of its identifiers and the stubs of the
+asks the resolve step to delete every alias of its identifiers and the stubs of the
 profiles merged into it, and writes an audit record (customer id, count, time: no
 personal data) to ``internal.erasures``, which this command waits for. Asked for a key
 that was merged into another profile (an old cookie), it erases that profile: the person.

@@ -1,6 +1,6 @@
 """Every worker's copy of the learned model: the compacted model topic, read whole.
 
-The learn stage owns the rows (one per action, in its ``propensity`` table, on the
+The learn step owns the rows (one per action, in its ``propensity`` table, on the
 partition of the action) and publishes each row it changes to the compacted model topic.
 Every worker reads all partitions of that topic from the beginning, outside any consumer
 group, and swaps in a new immutable ``PropensityModel`` per row. Decisions read

@@ -1,6 +1,6 @@
 """``journey report uplift|model``: what the engine learnt, read from the model topic.
 
-The learn stage publishes one row per action to the compacted model topic; this reads
+The learn step publishes one row per action to the compacted model topic; this reads
 every partition up to its end (outside any consumer group) and keeps the latest row per
 action, so the report covers all workers and needs no worker running.
 """

@@ -154,7 +154,7 @@ async def test_poison_lands_in_the_dlq_by_reason_and_nothing_is_lost(
     assert ingested + rejected == sent
     assert rejected == len(poison)
     assert ingested == len(valid) + DUPLICATES + 1
-    # the process stage steps every ingested event once, and drops the duplicates
+    # the process step steps every ingested event once, and drops the duplicates
     assert stepped == ingested
     assert dropped == DUPLICATES
     assert stepped - dropped == len(valid) + 1

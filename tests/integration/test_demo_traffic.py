@@ -78,7 +78,7 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
     invalid = re.findall(r"^journey_events_invalid_total\{[^}]*\} (\S+)$", worker.metrics(), re.M)
     assert invalid and all(float(value) == 0 for value in invalid)
     # Sign-ups, card scans and verified calls link identifiers (the links go back through
-    # the resolve stage, so they may trail the decisions); some profiles merge.
+    # the resolve step, so they may trail the decisions); some profiles merge.
     await deployment.wait_for(
         lambda: 'journey_identity_links_total{outcome="linked"}' in worker.metrics(),
         what="identity links",

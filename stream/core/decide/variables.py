@@ -1,6 +1,6 @@
 """The variables a policy condition sees, and which of their fields a policy reads.
 
-Variables (documented in the README, "Policy format"):
+Variables (documented in docs/policy.md):
 - ``customer``: a compact view of the state (see ``CUSTOMER_FIELDS``)
 - ``event``: the trigger: ``id``, ``type``, ``channel``, ``occurred_at_ms``, ``properties``
 - ``now_ms``: the decision time in epoch milliseconds
@@ -41,7 +41,7 @@ from stream.core.schemas import SchemaCatalog
 from stream.core.stages import Stage
 from stream.core.state import CustomerState
 
-# The names a condition can read (documented in the README, "Policy format").
+# The names a condition can read (documented in docs/policy.md).
 CEL_VARIABLES: frozenset[str] = frozenset(
     {"customer", "event", "now_ms", "local_hour", "constants"}
 )

@@ -11,8 +11,9 @@ Each step builds a ``BatchResult`` in the core and hands it to ``Outputs.commit`
 """
 
 from stream.shell.steps.batch import Step, StepContext, run_step
-from stream.shell.steps.ingest import IngestStep, OutcomesStep
+from stream.shell.steps.ingest import IngestStep
 from stream.shell.steps.learn import LearnStep
+from stream.shell.steps.outcomes import OutcomesStep
 from stream.shell.steps.process import ProcessStep
 from stream.shell.steps.resolve import ResolveStep
 

@@ -1,11 +1,11 @@
-"""The ingest and outcomes steps: validate what upstream systems and senders produce."""
+"""The ingest step: validate what upstream systems produce, address it to the resolve step."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from stream.core.events import DecodeOptions
-from stream.core.intake import ingest_batch, outcomes_batch
+from stream.core.intake import ingest_batch
 from stream.core.schemas import SchemaCatalog
 from stream.shell.outputs import Consumed, timestamp_ms
 from stream.shell.steps.batch import Step, StepContext
@@ -33,19 +33,3 @@ class IngestStep(Step):
         ]
         result = ingest_batch(records, self.options, self.context.clock.now_ms())
         await self.commit(result, batch)
-
-
-class OutcomesStep(Step):
-    """Senders' outcomes -> customer-events (keyed by customer), or the DLQ."""
-
-    name = "outcomes"
-
-    def __init__(self, context: StepContext, catalog: SchemaCatalog) -> None:
-        super().__init__(context)
-        self.catalog = catalog
-
-    async def handle(self, batch: Sequence[Consumed]) -> None:
-        """Validate each outcome and re-key it to the customer's partition."""
-        values = [event.message.value for event in batch]
-        max_bytes = self.context.settings.max_event_bytes
-        await self.commit(outcomes_batch(values, self.catalog, max_bytes), batch)

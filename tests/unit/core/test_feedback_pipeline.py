@@ -87,7 +87,7 @@ def kinds(result: StepResult) -> list[tuple[str, str, str]]:
 
 def test_a_sent_marketing_action_is_a_trial_of_its_cell_and_an_exposure() -> None:
     result = at(None, cart(TREATED))
-    [action] = result.send
+    [action] = result.to_send
     assert result.learning == (
         LearningUpdate("promo", TRIAL, result.state.stage, "email"),
         LearningUpdate("promo", EXPOSURE, group="treatment"),
@@ -97,7 +97,7 @@ def test_a_sent_marketing_action_is_a_trial_of_its_cell_and_an_exposure() -> Non
 
 def test_a_transactional_action_is_a_trial_but_not_an_exposure() -> None:
     result = at(None, purchase(TREATED, NOON_MS, "store_purchase"))
-    assert [a.action for a in result.send] == ["receipt"]
+    assert [a.action for a in result.to_send] == ["receipt"]
     assert kinds(result) == [("trial", "receipt", "")]
 
 
@@ -111,10 +111,10 @@ def test_a_duplicate_event_teaches_nothing() -> None:
 
 def test_a_held_message_is_exposed_when_decided_and_tried_when_released() -> None:
     decided = at(None, cart(TREATED, LATE_MS))
-    assert [a.action for a in decided.held] == ["promo"] and decided.send == ()
+    assert [a.action for a in decided.held] == ["promo"] and decided.to_send == ()
     assert kinds(decided) == [("exposure", "promo", "treatment")]
     released = fire(decided.state, decided.state.next_due_ms(), POLICY)
-    assert [a.action for a in released.send] == ["promo"]
+    assert [a.action for a in released.to_send] == ["promo"]
     assert [d.trigger.type for d in released.decisions] == ["quiet_hours_release"]
     # the release record is not a new decision: no second exposure
     assert released.learning == (LearningUpdate("promo", TRIAL, "acquisition", "email"),)
@@ -135,14 +135,19 @@ def test_a_timer_decision_counts_like_an_event_decision() -> None:
     started = at(None, cart(TREATED), policy)
     assert started.learning == ()
     fired = fire(started.state, started.state.next_due_ms(), policy)
-    assert [a.action for a in fired.send] == ["reminder"]
+    assert [a.action for a in fired.to_send] == ["reminder"]
     assert kinds(fired) == [("trial", "reminder", ""), ("exposure", "reminder", "treatment")]
 
 
 def test_a_control_customer_is_exposed_but_sent_nothing() -> None:
     result = at(None, cart(CONTROL))
     decision = result.decision
-    assert (decision.group, decision.actions, result.send, result.held) == ("control", (), (), ())
+    assert (decision.group, decision.actions, result.to_send, result.held) == (
+        "control",
+        (),
+        (),
+        (),
+    )
     [held_out] = decision.held_out
     assert (held_out.action, held_out.group) == ("promo", "control")
     assert result.learning == (LearningUpdate("promo", EXPOSURE, group="control"),)
@@ -224,7 +229,7 @@ def test_an_experiment_variant_travels_with_exposure_and_conversion() -> None:
 
 def test_observe_teaches_a_success_for_a_reward() -> None:
     sent = at(None, cart(TREATED))
-    [action] = sent.send
+    [action] = sent.to_send
 
     def outcome(kind: str, action_id: str = action.action_id) -> Outcome:
         return Outcome(f"o-{kind}", action_id, TREATED, "email", kind, NOON_MS + HOUR_MS, {})
@@ -250,7 +255,7 @@ def test_a_message_withdrawn_at_release_frees_what_it_counted() -> None:
     )
     state = at(decided.state, complaint).state
     released = fire(state, state.next_due_ms(), POLICY)
-    assert released.send == ()
+    assert released.to_send == ()
     assert released.decisions[0].candidates[0].reason is Reason.OPEN_SERVICE_CASE
     assert released.learning == ()
     after = released.state

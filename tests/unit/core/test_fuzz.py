@@ -117,7 +117,7 @@ CAPS = tuple(
     )
     for cap in _CONTACT["caps"]
 )
-# Marketing on these needs an explicit grant (README, "Decisions", step 4).
+# Marketing on these needs an explicit grant (docs/explain.md, step 4).
 GRANT_CHANNELS = ("email", "sms", "push")
 
 
@@ -440,7 +440,7 @@ def assert_decoded(raw: bytes | None, topic_channel: str | None) -> Event | Reje
     assert result.customer_key and isinstance(result.customer_key, str)
     assert not {"email", "phone"} & set(result.identifiers)  # raw PII never leaves
     assert isinstance(result.properties, dict) and isinstance(result.context, dict)
-    # the ingest stage writes it to the internal topic and the process stage reads it back
+    # the ingest step writes it to the internal topic and the process step reads it back
     assert Event.from_record(orjson.loads(orjson.dumps(result.to_record()))) == result
     return result
 
@@ -689,7 +689,7 @@ def _check_round_trip(state: CustomerState) -> None:
 
 
 def _check_messages(result: StepResult) -> None:
-    for action in (*result.send, *result.held):
+    for action in (*result.to_send, *result.held):
         assert CATALOG.message_error("action", action.to_message()) is None, action
     for decision in result.decisions:
         assert CATALOG.message_error("decision", decision.to_message()) is None, decision
@@ -702,7 +702,7 @@ def _check_result(expected: Expected, result: StepResult, now_ms: int) -> None:
     for action in result.held:
         assert action.send_after_ms is not None and action.send_after_ms > now_ms
         expected.zone_at_decision[action.action_id] = expected.zone
-    for action in result.send:
+    for action in result.to_send:
         expected.zone_at_decision.setdefault(action.action_id, expected.zone)
         _check_sent(expected, action, now_ms)
 
@@ -768,7 +768,7 @@ class Journey:
             state = result.state
             next_due = state.next_due_ms()
             assert next_due is None or next_due > at, "fire left something due"
-            self.sent += len(result.send)
+            self.sent += len(result.to_send)
             self.held += len(result.held)
         if state is not None:
             self.states[key] = state
@@ -788,13 +788,13 @@ class Journey:
         if event.event_id in expected.seen:
             assert result.duplicate
             assert result.state.to_json() == before
-            assert not (result.send or result.held or result.decisions or result.timer_updates)
+            assert not (result.to_send or result.held or result.decisions or result.timer_updates)
             return
         assert not result.duplicate
         expected.apply(event)
         _check_result(expected, result, now_ms)
         self.states[key] = result.state
-        self.sent += len(result.send)
+        self.sent += len(result.to_send)
         self.held += len(result.held)
 
     def finish(self, now_ms: int) -> None:

@@ -58,7 +58,7 @@ def order(at_ms: int, order_id: str = "o1", context: dict | None = None):
 def test_a_message_decided_at_night_is_held_not_sent() -> None:
     night = utc_ms(2026, 11, 23, 22)  # 23:00 in Paris
     result = step(None, order(night), night, LIMITS, POLICY)
-    assert result.send == ()
+    assert result.to_send == ()
     [held] = result.held
     assert format_ms(held.send_after_ms) == "2026-11-24T07:00:00.000Z"  # 08:00 Paris
     assert result.state.next_due_ms() == held.send_after_ms
@@ -70,15 +70,15 @@ def test_the_held_message_is_released_unchanged_in_the_morning() -> None:
     night = utc_ms(2026, 11, 23, 22)
     held = step(None, order(night), night, LIMITS, POLICY)
     too_early = fire(held.state, utc_ms(2026, 11, 24, 6, 59), POLICY)
-    assert too_early.send == () and too_early.state is held.state
+    assert too_early.to_send == () and too_early.state is held.state
     morning = fire(held.state, utc_ms(2026, 11, 24, 7), POLICY)
-    assert morning.send == held.held
+    assert morning.to_send == held.held
     [record] = morning.decisions
     assert (record.trigger.type, record.trigger.channel) == (RELEASE_TRIGGER, "timer")
     assert record.candidates[0].reason is Reason.CHOSEN
     assert CATALOG.message_error("decision", record.to_message()) is None
     assert morning.state.held == []
-    assert fire(morning.state, utc_ms(2026, 11, 24, 8), POLICY).send == ()  # once
+    assert fire(morning.state, utc_ms(2026, 11, 24, 8), POLICY).to_send == ()  # once
 
 
 def test_a_complaint_during_the_night_withdraws_the_promotion() -> None:
@@ -88,9 +88,9 @@ def test_a_complaint_during_the_night_withdraws_the_promotion() -> None:
         "complaint_opened", "call_center", {"case_id": "K1", "reason": "late"}, at_ms=night + 1
     )
     after = step(held.state, complaint, night + HOUR_MS, LIMITS, POLICY)
-    assert [a.action for a in after.send] == ["callback"]  # service is never held
+    assert [a.action for a in after.to_send] == ["callback"]  # service is never held
     morning = fire(after.state, utc_ms(2026, 11, 24, 7), POLICY)
-    assert morning.send == ()
+    assert morning.to_send == ()
     [record] = morning.decisions
     assert record.candidates[0].reason is Reason.OPEN_SERVICE_CASE
     assert "promo" not in {c["action"] for c in morning.state.counted_contacts()}  # caps freed
@@ -104,7 +104,7 @@ def test_an_unsubscribe_during_the_night_withdraws_the_email() -> None:
     unsubscribed = build_event("unsubscribed", "email", at_ms=night + 1, context=PARIS)
     after = step(held.state, unsubscribed, night + HOUR_MS, LIMITS, POLICY)
     morning = fire(after.state, utc_ms(2026, 11, 24, 7), POLICY)
-    assert morning.send == ()
+    assert morning.to_send == ()
     assert morning.decisions[0].candidates[0].reason is Reason.NO_CONSENT
 
 
@@ -112,7 +112,7 @@ def test_a_release_processed_after_expiry_is_dropped() -> None:
     night = utc_ms(2026, 11, 23, 22)
     held = step(None, order(night), night, LIMITS, POLICY)
     days_later = fire(held.state, utc_ms(2026, 11, 26, 7), POLICY)  # worker down for two days
-    assert days_later.send == ()
+    assert days_later.to_send == ()
     assert days_later.decisions[0].candidates[0].reason is Reason.EXPIRED
 
 
@@ -122,8 +122,8 @@ def test_release_is_dst_safe_on_the_spring_forward_night() -> None:
     held = step(None, order(night), night, LIMITS, POLICY)
     [action] = held.held
     assert format_ms(action.send_after_ms) == "2026-03-29T06:00:00.000Z"
-    assert fire(held.state, utc_ms(2026, 3, 29, 5, 59), POLICY).send == ()
-    assert fire(held.state, utc_ms(2026, 3, 29, 6), POLICY).send == (action,)
+    assert fire(held.state, utc_ms(2026, 3, 29, 5, 59), POLICY).to_send == ()
+    assert fire(held.state, utc_ms(2026, 3, 29, 6), POLICY).to_send == (action,)
 
 
 def test_release_is_dst_safe_on_the_fall_back_night() -> None:
@@ -140,11 +140,11 @@ def test_a_customer_now_in_another_zone_is_held_again_until_their_morning() -> N
     new_york = {"timezone": "America/New_York", "consent": {"email": True}}
     travelled = build_event("page_view", properties={"url": "/"}, at_ms=night, context=new_york)
     after = step(held.state, travelled, night + HOUR_MS, LIMITS, POLICY)
-    assert after.send == () and after.state.timezone == "America/New_York"
+    assert after.to_send == () and after.state.timezone == "America/New_York"
 
     paris_morning = utc_ms(2026, 11, 24, 7)  # 02:00 in New York: still night there
     again = fire(after.state, paris_morning, POLICY)
-    assert again.send == ()
+    assert again.to_send == ()
     [moved] = again.held
     assert format_ms(moved.send_after_ms) == "2026-11-24T13:00:00.000Z"  # 08:00 New York
     assert moved.action_id == action.action_id  # the same message, the same sender key
@@ -160,7 +160,7 @@ def test_a_customer_now_in_another_zone_is_held_again_until_their_morning() -> N
     assert again.state.sent_counts == {"promo": 1}  # held again, not counted twice
 
     new_york_morning = fire(again.state, moved.send_after_ms, POLICY)
-    assert new_york_morning.send == (moved,)
+    assert new_york_morning.to_send == (moved,)
     [released] = new_york_morning.decisions
     assert released.decision_id != record.decision_id  # one release record per hold
     assert new_york_morning.state.held == []
@@ -173,7 +173,7 @@ def test_a_message_due_outside_quiet_hours_in_the_new_zone_goes_at_once() -> Non
     moved = step(
         held.state, build_event("page_view", at_ms=night, context=tokyo), night, LIMITS, POLICY
     )
-    assert fire(moved.state, utc_ms(2026, 11, 24, 7), POLICY).send == held.held
+    assert fire(moved.state, utc_ms(2026, 11, 24, 7), POLICY).to_send == held.held
 
 
 ZONES = ["Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"]
@@ -198,9 +198,9 @@ def test_a_held_message_goes_only_outside_quiet_hours_in_the_zone_at_release(
     while (due := state.next_due_ms()) is not None and len(released) < 3:
         fired = fire(state, due, POLICY)
         state = fired.state
-        released.extend((due, action) for action in fired.send)
+        released.extend((due, action) for action in fired.to_send)
     assert state.held == []
-    assert len(decided.send) + len(released) == 1  # the promotion goes, once
+    assert len(decided.to_send) + len(released) == 1  # the promotion goes, once
     for due, _ in released:
         local = datetime.fromtimestamp(due / 1000, tz=UTC).astimezone(ZoneInfo(released_in))
         assert not in_quiet_hours(local.hour * 60 + local.minute, quiet), local

@@ -88,7 +88,7 @@ def test_the_timer_fires_once_when_due_and_decides_like_an_event() -> None:
     assert fired.name == "cart"
     [decision] = due.decisions
     assert (decision.trigger.type, decision.trigger.channel) == ("cart", "timer")
-    [action] = due.send
+    [action] = due.to_send
     assert action.action == "remind" and action.payload == {"armed_by": "add_to_cart"}
     assert "cart" not in due.state.timers
     again = fire(due.state, NOON_MS + 31 * MINUTE_MS, P)
@@ -103,7 +103,7 @@ def test_an_order_cancels_the_abandonment_timer() -> None:
     }
     later = fire(state, NOON_MS + 3 * 86_400_000, P)
     assert [f.name for f in later.fired] == ["idle", "first_order"]  # in deadline order
-    assert "remind" not in {a.action for a in later.send}
+    assert "remind" not in {a.action for a in later.to_send}
 
 
 def test_a_conditional_cancel_needs_its_condition() -> None:
@@ -193,7 +193,7 @@ def test_firing_the_same_state_twice_gives_the_same_ids() -> None:
     state, _ = apply([cart(NOON_MS)])
     a = fire(state, NOON_MS + 31 * MINUTE_MS, P)
     b = fire(state, NOON_MS + 45 * MINUTE_MS, P)
-    assert [x.action_id for x in a.send] == [x.action_id for x in b.send]
+    assert [x.action_id for x in a.to_send] == [x.action_id for x in b.to_send]
     assert [d.decision_id for d in a.decisions] == [d.decision_id for d in b.decisions]
 
 

@@ -1,4 +1,4 @@
-"""The `journey report` tables, from model rows as the learn stage publishes them."""
+"""The `journey report` tables, from model rows as the learn step publishes them."""
 
 from __future__ import annotations
 

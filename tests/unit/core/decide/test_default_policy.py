@@ -124,7 +124,7 @@ def fired_actions(state, minutes: int) -> tuple[object, list[str]]:
     from tests.unit.core.decide.helpers import SHIPPED_RULES
 
     result = fire(state, NOON_MS + minutes * MINUTE_MS, SHIPPED_RULES)
-    return result.state, [a.action for a in (*result.send, *result.held)]
+    return result.state, [a.action for a in (*result.to_send, *result.held)]
 
 
 def add_to_cart(minutes: int):
@@ -176,7 +176,7 @@ def test_a_reminder_due_at_night_waits_for_the_morning() -> None:
     state, _ = run([cart], now_ms=evening)
     result = fire(state, evening + 30 * MINUTE_MS, SHIPPED_RULES)
     [held] = result.held
-    assert held.action == "cart_reminder" and result.send == ()
+    assert held.action == "cart_reminder" and result.to_send == ()
     assert format_ms(held.send_after_ms) == "2026-11-24T07:00:00.000Z"  # 08:00 in Paris
     morning = fire(result.state, held.send_after_ms, SHIPPED_RULES)
-    assert morning.send == (held,)
+    assert morning.to_send == (held,)

@@ -143,7 +143,7 @@ def test_a_control_customer_gets_the_decision_logged_but_nothing_sent() -> None:
     assert candidate.reason is Reason.HOLDOUT
     assert candidate.channel == "email"
     assert "control group (50%)" in candidate.detail
-    assert (decision.actions, result.send, result.held) == ((), (), ())
+    assert (decision.actions, result.to_send, result.held) == ((), (), ())
     assert [a.action for a in decision.held_out] == ["promo"]
     message = decision.to_message()
     assert (message["group"], message["chosen"], message["chosen_channel"]) == ("control", [], None)
@@ -155,7 +155,7 @@ def test_a_control_customer_gets_the_decision_logged_but_nothing_sent() -> None:
 def test_the_same_decision_for_a_treated_customer_is_sent() -> None:
     result = at(None, cart(TREATED_KEY))
     assert result.decision.group == TREATMENT
-    assert [(a.action, a.group) for a in result.send] == [("promo", "treatment")]
+    assert [(a.action, a.group) for a in result.to_send] == [("promo", "treatment")]
     assert result.decision.held_out == ()
     assert result.decision.to_message()["group"] == "treatment"
 
@@ -180,7 +180,7 @@ def test_service_actions_are_not_held_out() -> None:
     )
     result = at(None, complaint)
     assert result.decision.group == CONTROL
-    assert [(a.action, a.group) for a in result.send] == [("callback", "treatment")]
+    assert [(a.action, a.group) for a in result.to_send] == [("callback", "treatment")]
     assert result.decision.candidates[0].reason is Reason.CHOSEN
 
 
@@ -226,7 +226,7 @@ def test_an_action_test_offers_each_customer_only_their_arms_action() -> None:
         other = "free_gift" if arm == "money_off" else "money_off"
         for key in keys:
             result = at(None, cart(key), EXPERIMENTS)
-            [action] = result.send
+            [action] = result.to_send
             assert (action.action, action.variant) == (arm, f"offer_test={arm}")
             assert action.to_message()["experiment"] == {"name": "offer_test", "variant": arm}
             removed = {c.action: c for c in result.decision.candidates}[other]
@@ -253,7 +253,7 @@ def test_a_channel_test_keeps_its_variants_channel_order() -> None:
             state = app_user(key, email_responses=5)
             event = build_event("page_view", properties={"url": "/"}, customer_key=key)
             result = step(state, event, NOON_MS, LIMITS, EXPERIMENTS)
-            [action] = result.send
+            [action] = result.to_send
             assert action.channel == variants[arm][0]
             assert action.variant == f"channel_test={arm}"
             [candidate] = result.decision.candidates
@@ -280,7 +280,7 @@ def test_without_an_experiment_the_better_channel_wins() -> None:
         """
     )
     event = build_event("page_view", properties={"url": "/"})
-    [action] = step(state, event, NOON_MS, LIMITS, no_test).send
+    [action] = step(state, event, NOON_MS, LIMITS, no_test).to_send
     assert action.channel == "email"
 
 

@@ -253,7 +253,7 @@ def test_unanswered_messages_rest_the_channel_then_one_more_may_try_it() -> None
     state = None
     for day in (0, 1):
         result = at(state, cart(NOON_MS + day * DAY_MS), policy)
-        assert [a.channel for a in result.send] == ["email"]
+        assert [a.channel for a in result.to_send] == ["email"]
         state = result.state
     assert state.unanswered == {"email": 2}
     rested = at(state, cart(NOON_MS + 2 * DAY_MS), policy)
@@ -263,7 +263,7 @@ def test_unanswered_messages_rest_the_channel_then_one_more_may_try_it() -> None
     assert format_ms(NOON_MS + 8 * DAY_MS) in candidate.detail
     assert dict(candidate.channel_checks) == {"email": "fatigued"}
     after_pause = at(rested.state, cart(NOON_MS + 8 * DAY_MS), policy)
-    assert [a.channel for a in after_pause.send] == ["email"]
+    assert [a.channel for a in after_pause.to_send] == ["email"]
     ignored_again = at(after_pause.state, cart(NOON_MS + 9 * DAY_MS), policy)
     assert ignored_again.decision.candidates[0].reason is Reason.FATIGUED
 
@@ -272,11 +272,11 @@ def test_an_open_ends_the_rest() -> None:
     policy = policy_from(ONE_CHANNEL % {"fatigue": PAUSE})
     first = at(None, cart(NOON_MS), policy)
     second = at(first.state, cart(NOON_MS + DAY_MS), policy)
-    [action] = second.send
+    [action] = second.to_send
     opened = Outcome("o1", action.action_id, "C000001", "email", "opened", NOON_MS + DAY_MS, {})
     state = observe(second.state, opened, policy).state
     assert state.unanswered == {"email": 0}
-    assert [a.channel for a in at(state, cart(NOON_MS + 2 * DAY_MS), policy).send] == ["email"]
+    assert [a.channel for a in at(state, cart(NOON_MS + 2 * DAY_MS), policy).to_send] == ["email"]
 
 
 def test_fatigue_does_not_stop_service_or_transactional_messages() -> None:
@@ -288,7 +288,7 @@ def test_fatigue_does_not_stop_service_or_transactional_messages() -> None:
         {"store_id": "s1", "order_id": "o1", "value": 5.0},
         at_ms=NOON_MS + 2 * DAY_MS,
     )
-    assert [a.action for a in at(state, receipt, policy).send] == ["receipt"]
+    assert [a.action for a in at(state, receipt, policy).to_send] == ["receipt"]
 
 
 def test_resting_until_applies_only_to_paused_channels_past_the_threshold() -> None:
@@ -332,9 +332,9 @@ def test_lower_fatigue_moves_the_choice_to_another_channel() -> None:
     state = new_state("C000001")
     state.app_installed = True
     first = at(state, cart(NOON_MS), policy)
-    assert [a.channel for a in first.send] == ["email"]  # a tie: the policy's order
+    assert [a.channel for a in first.to_send] == ["email"]  # a tie: the policy's order
     second = at(first.state, cart(NOON_MS + HOUR_MS), policy)
-    assert [a.channel for a in second.send] == ["push"]
+    assert [a.channel for a in second.to_send] == ["push"]
     assert second.decision.candidates[0].to_message()["propensities"]["email"]["fatigue"] == 0.5
 
 
@@ -363,7 +363,7 @@ def test_a_new_action_with_a_high_prior_gets_tried_against_a_known_loser() -> No
     policy = policy_from(TWO_ACTIONS)
     model = PropensityModel({"veteran": row_of("veteran", "acquisition", "email", 2_000, 20)})
     chosen = [
-        at(None, cart(NOON_MS, f"K{n}", f"cart-{n}"), policy, model).send[0].action
+        at(None, cart(NOON_MS, f"K{n}", f"cart-{n}"), policy, model).to_send[0].action
         for n in range(60)
     ]
     assert chosen.count("newcomer") >= 55
@@ -371,7 +371,7 @@ def test_a_new_action_with_a_high_prior_gets_tried_against_a_known_loser() -> No
     loser = row_of("newcomer", "acquisition", "email", 2_000, 0)
     both = model.with_row(loser, NOON_MS)
     again = [
-        at(None, cart(NOON_MS, f"K{n}", f"cart-{n}"), policy, both).send[0].action
+        at(None, cart(NOON_MS, f"K{n}", f"cart-{n}"), policy, both).to_send[0].action
         for n in range(60)
     ]
     assert again.count("veteran") >= 55
@@ -404,7 +404,7 @@ def push_share_per_round(strategy: str, rounds: int = 6, customers: int = 40) ->
             state.app_installed = True
             result = at(state, cart(NOON_MS, key, f"{key}-cart"), policy, model)
             updates.extend(result.learning)
-            [action] = result.send
+            [action] = result.to_send
             channels.append(action.channel)
             if action.channel == "push" and n % 2 == 0:
                 clicked = Outcome(
