@@ -244,8 +244,8 @@ class _PartitionFold:
     def _emit(self, key: bytes, result: StepResult) -> None:
         """The step's explain records, actions, learning updates and identity links."""
         tally = self.result.tally
-        for update in result.timer_updates:
-            tally.count("timer_updates", update.timer, update.change.value)
+        for timer_update in result.timer_updates:
+            tally.count("timer_updates", timer_update.timer, timer_update.change.value)
         for timer in result.fired:
             tally.count("timers_fired", timer.name)
         for action in result.held:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +92,38 @@ ALIASES, PROPENSITY = "aliases", "propensity"
 def census_key(partition: int) -> bytes:
     """The census table's key for a partition's row."""
     return f"p{partition}".encode()
+
+
+class MemoryTables:
+    """The process step's tables as dicts: a ``StoredView`` for replays and tests."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[bytes, bytes]] = {
+            name: {} for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)
+        }
+
+    def profile(self, key: bytes) -> bytes | None:
+        """The customers-table value of a key."""
+        return self.tables[CUSTOMERS].get(key)
+
+    def due(self, key: bytes) -> bytes | None:
+        """The due-table value of a key."""
+        return self.tables[DUE].get(key)
+
+    def decisions(self, key: bytes) -> bytes | None:
+        """The decisions-table value of a key."""
+        return self.tables[DECISIONS].get(key)
+
+    def census(self, partition: int) -> bytes | None:
+        """The census row of a partition."""
+        return self.tables[CENSUS].get(census_key(partition))
+
+    def write(self, writes: Mapping[str, Mapping[bytes, bytes | None]]) -> None:
+        """Apply a batch's writes as the worker's state writer does (None deletes)."""
+        for name, changes in writes.items():
+            table = self.tables[name]
+            for key, value in changes.items():
+                if value is None:
+                    del table[key]
+                else:
+                    table[key] = value

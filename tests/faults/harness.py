@@ -44,7 +44,7 @@ from stream.core.fold import FoldContext, fold_partition
 from stream.core.messages import EventMessage, Firing, from_record
 from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState, Limits
-from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, census_key, load_profile
+from stream.core.stored import CUSTOMERS, MemoryTables, load_profile
 from stream.simulate.journeys import generate_events
 from tests.integration.conftest import BROKER, Deployment, WorkerProcess
 from tests.integration.events import BASE
@@ -400,35 +400,6 @@ class Replay:
     states: dict[str, Any]
     sent: dict[str, dict[str, Any]]  # by idempotency key
     timer_firings: int
-
-
-@dataclass
-class MemoryTables:
-    """The process step's tables as dicts: the fold's ``StoredView`` for a replay."""
-
-    tables: dict[str, dict[bytes, bytes]] = field(
-        default_factory=lambda: {name: {} for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
-    )
-
-    def profile(self, key: bytes) -> bytes | None:
-        return self.tables[CUSTOMERS].get(key)
-
-    def due(self, key: bytes) -> bytes | None:
-        return self.tables[DUE].get(key)
-
-    def decisions(self, key: bytes) -> bytes | None:
-        return self.tables[DECISIONS].get(key)
-
-    def census(self, partition: int) -> bytes | None:
-        return self.tables[CENSUS].get(census_key(partition))
-
-    def write(self, writes: dict[str, dict[bytes, bytes | None]]) -> None:
-        for name, changes in writes.items():
-            for key, value in changes.items():
-                if value is None:
-                    self.tables[name].pop(key, None)
-                else:
-                    self.tables[name][key] = value
 
 
 def replay(outcome: Outcome, deployment: Deployment) -> Replay:

@@ -35,7 +35,7 @@ from stream.core.messages import (
 from stream.core.outcomes import Outcome
 from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState, Limits, new_state
-from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, census_key
+from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, MemoryTables, census_key
 from tests.unit.core.conftest import build_event
 from tests.unit.core.decide.helpers import NOON_MS, SHIPPED_RULES
 
@@ -47,36 +47,11 @@ KEY = b"C000001"
 ANON = b"anon:a1"
 
 
-class StoredTables:
+class StoredTables(MemoryTables):
     """The fold's ``StoredView`` over plain dicts; ``commit`` applies a batch's writes."""
 
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[bytes, bytes]] = {
-            CUSTOMERS: {},
-            DUE: {},
-            DECISIONS: {},
-            CENSUS: {},
-        }
-
-    def profile(self, key: bytes) -> bytes | None:
-        return self.tables[CUSTOMERS].get(key)
-
-    def due(self, key: bytes) -> bytes | None:
-        return self.tables[DUE].get(key)
-
-    def decisions(self, key: bytes) -> bytes | None:
-        return self.tables[DECISIONS].get(key)
-
-    def census(self, partition: int) -> bytes | None:
-        return self.tables[CENSUS].get(census_key(partition))
-
     def commit(self, result: BatchResult) -> None:
-        for name, writes in result.writes.items():
-            for key, value in writes.items():
-                if value is None:
-                    del self.tables[name][key]
-                else:
-                    self.tables[name][key] = value
+        self.write(result.writes)
 
     def state(self, key: bytes = KEY) -> CustomerState:
         return CustomerState.from_dict(orjson.loads(self.tables[CUSTOMERS][key]))
