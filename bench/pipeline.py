@@ -304,8 +304,8 @@ def flush_cost(urls: list[str]) -> dict[str, Any]:
     flushes = waited = busy = 0.0
     for url in urls:
         samples = scrape(f"{url}/metrics") or []
-        flushes += total(samples, "journey_output_flush_seconds_count")
-        waited += total(samples, "journey_output_flush_seconds_sum")
+        flushes += total(samples, "journey_output_flush_seconds_count", agent="process")
+        waited += total(samples, "journey_output_flush_seconds_sum", agent="process")
         busy += total(samples, "journey_batch_duration_seconds_sum", agent="process")
     return {
         "flushes": int(flushes),

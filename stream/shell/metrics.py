@@ -106,8 +106,9 @@ class Metrics:
         )
         self.output_flush = Histogram(
             "journey_output_flush_seconds",
-            "Wait for the broker to acknowledge a process batch's outputs before its "
-            "states are written",
+            "Wait for the broker to acknowledge a batch's outputs before its state is "
+            "written, by step",
+            ["agent"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )

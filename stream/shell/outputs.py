@@ -28,6 +28,7 @@ from stream.core.batch import BatchResult, Destination, Output, Writes
 from stream.core.dlq import SourcePosition, dlq_key, dlq_record
 from stream.core.events import Rejection
 from stream.shell.clock import wall_ms
+from stream.shell.faust import partition_context
 from stream.shell.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class TableWriter:
 Consumed = EventT[Any]  # a consumed record, as Faust hands it to an agent
 
 
+Part = tuple[BatchResult, Sequence[Consumed]]  # a partition's result and its source records
+
+
 def timestamp_ms(message: Any) -> int | None:
     """Kafka timestamp of a consumed message in epoch ms (Faust keeps seconds)."""
     return int(message.timestamp * 1000) if message.timestamp else None
@@ -73,12 +77,19 @@ class Outputs:
         self.topics = topics
         self.metrics = metrics
         self.writer = writer
+        self._topics: dict[tuple[Destination, str], str] = {}
 
     def topic(self, output: Output) -> str:
         """The topic an output goes to."""
-        if output.destination is Destination.ACTIONS:
-            return self.topics.actions(output.channel)
-        return str(getattr(self.topics, output.destination.value))
+        route = (output.destination, output.channel)
+        topic = self._topics.get(route)
+        if topic is None:
+            if output.destination is Destination.ACTIONS:
+                topic = self.topics.actions(output.channel)
+            else:
+                topic = str(getattr(self.topics, output.destination.value))
+            self._topics[route] = topic
+        return topic
 
     async def send(self, output: Output) -> None:
         """Hand one message to the producer (acknowledged by the next ``flush``)."""
@@ -98,8 +109,27 @@ class Outputs:
             topic, dlq_key(message.key), orjson.dumps(record), None, None, None
         )
 
-    async def commit(self, result: BatchResult, source: Sequence[Consumed]) -> None:
-        """Send a batch's outputs and dead letters; once acknowledged, write its state."""
+    async def commit(self, parts: Sequence[Part], step: str) -> None:
+        """Send a batch's outputs and dead letters; once acknowledged, write its state.
+
+        ``parts``: the batch's results, one per source partition with that partition's
+        records. One flush covers them all; each part's writes then go to its own
+        partition (Faust writes a table's changelog to the current event's partition).
+        """
+        for result, source in parts:
+            await self._send_all(result, source)
+        written = [(result, source) for result, source in parts if result.has_writes()]
+        if not written:
+            return
+        flush_started = time.perf_counter()
+        await self.app.producer.flush()
+        self.metrics.output_flush.labels(step).observe(time.perf_counter() - flush_started)
+        for result, source in written:
+            with partition_context(source[0]):
+                self.writer.write(result.writes)
+
+    async def _send_all(self, result: BatchResult, source: Sequence[Consumed]) -> None:
+        """A result's outputs, then its dead letters; its notes go to the log."""
         for output in result.outputs:
             await self.send(output)
         received_at_ms = wall_ms()
@@ -110,8 +140,3 @@ class Outputs:
             await self.dead_letter(message, dead.rejection, received_at_ms)
         for level, line in result.notes:
             log.log(level, line)
-        if result.has_writes():
-            flush_started = time.perf_counter()
-            await self.app.producer.flush()
-            self.metrics.output_flush.observe(time.perf_counter() - flush_started)
-            self.writer.write(result.writes)

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 from stream.config import Clock, Settings
 from stream.core.batch import BatchResult, Tally
-from stream.shell.faust import group_by_partition, partition_context
+from stream.shell.faust import group_by_partition
 from stream.shell.metrics import Metrics
-from stream.shell.outputs import Consumed, Outputs
+from stream.shell.outputs import Consumed, Outputs, Part
 
 Record = tuple[bytes | None, bytes | None]  # (Kafka key, value)
 
@@ -39,17 +39,19 @@ class Step(ABC):
     async def handle(self, batch: Sequence[Consumed]) -> None:
         """Process one micro-batch: call the core, commit what it returned."""
 
-    async def commit(self, result: BatchResult, source: Sequence[Consumed]) -> None:
-        """Send, dead-letter and write what a fold returned; count its tally."""
-        await self.context.outputs.commit(result, source)
-        record_tally(self.context.metrics, result.tally)
+    async def commit(self, parts: Sequence[Part]) -> None:
+        """Send, dead-letter and write what the folds returned; count their tallies."""
+        await self.context.outputs.commit(parts, self.name)
+        for result, _ in parts:
+            record_tally(self.context.metrics, result.tally)
 
 
 class PartitionedStep(Step):
-    """A step with tables: each partition of a batch is folded and committed on its own.
+    """A step with tables: each partition of a batch is folded on its own, then the
+    whole batch is committed at once (one flush before any of its state is written).
 
-    Table writes go to the partition of Faust's current event, so each partition's
-    commit runs with one of its own events as the current one.
+    Folding every partition before writing any is safe: a key, and so everything a
+    fold reads, belongs to one partition.
     """
 
     def before_batch(self) -> None:
@@ -63,13 +65,14 @@ class PartitionedStep(Step):
         """Follow-up once a partition's result is committed (indexes, metrics)."""
 
     async def handle(self, batch: Sequence[Consumed]) -> None:
-        """Fold and commit each partition's part of the batch."""
+        """Fold each partition's part of the batch, then commit them together."""
         self.before_batch()
+        folded = []
         for partition, events in group_by_partition(batch).items():
             records = [(event.message.key, event.message.value) for event in events]
-            with partition_context(events[0]):
-                result = self.fold(partition, records)
-                await self.commit(result, events)
+            folded.append((partition, self.fold(partition, records), events))
+        await self.commit([(result, events) for _, result, events in folded])
+        for partition, result, _ in folded:
             self.after_commit(partition, result)
 
 

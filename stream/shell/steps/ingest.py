@@ -32,4 +32,4 @@ class IngestStep(Step):
             for e in batch
         ]
         result = ingest_batch(records, self.options, self.context.clock.now_ms())
-        await self.commit(result, batch)
+        await self.commit([(result, batch)])

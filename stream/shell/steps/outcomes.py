@@ -23,4 +23,4 @@ class OutcomesStep(Step):
         """Validate each outcome and re-key it to the customer's partition."""
         values = [event.message.value for event in batch]
         max_bytes = self.context.settings.max_event_bytes
-        await self.commit(outcomes_batch(values, self.catalog, max_bytes), batch)
+        await self.commit([(outcomes_batch(values, self.catalog, max_bytes), batch)])

@@ -8,7 +8,7 @@ import pytest
 
 from stream.core.batch import BatchResult, Destination, Output
 from stream.shell.outputs import Outputs, TableWriter
-from tests.unit.shell.steps.fakes import Worker
+from tests.unit.shell.steps.fakes import Worker, consumed
 
 TOPICS = {
     Destination.DECISIONS: "cjo.decisions",
@@ -35,7 +35,8 @@ async def test_commit_sends_then_flushes_then_writes() -> None:
     worker.table("customers", {b"gone": b"x"})
     result = BatchResult(outputs=[Output(Destination.DECISIONS, b"k", b"v")])
     result.writes["customers"] = {b"k": b"state", b"gone": None}
-    await outputs(worker).commit(result, [])
+    source = [consumed("cjo.internal.customer-events", b"{}", b"k")]
+    await outputs(worker).commit([(result, source)], "process")
     assert [entry[0] for entry in worker.log] == ["send", "flush", "write", "delete"]
     assert worker.tables["customers"] == {b"k": b"state"}
 
@@ -45,7 +46,7 @@ async def test_commit_without_writes_neither_flushes_nor_writes() -> None:
     worker.table("customers")
     result = BatchResult(outputs=[Output(Destination.DECISIONS, b"k", b"v")])
     result.writes["customers"] = {}
-    await outputs(worker).commit(result, [])
+    await outputs(worker).commit([(result, [])], "process")
     assert [entry[0] for entry in worker.log] == ["send"]
 
 
@@ -53,7 +54,7 @@ async def test_commit_logs_the_folds_notes_at_their_level(caplog: pytest.LogCapt
     result = BatchResult()
     result.note("identity conflict: t", logging.WARNING)
     with caplog.at_level(logging.INFO, logger="stream.shell.outputs"):
-        await outputs(Worker()).commit(result, [])
+        await outputs(Worker()).commit([(result, [])], "process")
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.WARNING, "identity conflict: t")
     ]
@@ -63,3 +64,17 @@ def test_the_table_writer_deletes_on_none() -> None:
     table = {b"a": b"1"}
     TableWriter({"t": table}).write({"t": {b"a": None, b"b": b"2"}})
     assert table == {b"b": b"2"}
+
+
+async def test_one_flush_covers_every_partition_and_each_writes_on_its_own() -> None:
+    worker = Worker()
+    worker.table("customers")
+    parts = []
+    for partition, key in ((0, b"a"), (3, b"b")):
+        result = BatchResult(outputs=[Output(Destination.DECISIONS, key, b"v")])
+        result.writes["customers"] = {key: b"state"}
+        source = [consumed("cjo.internal.customer-events", b"{}", key, partition=partition)]
+        parts.append((result, source))
+    await outputs(worker).commit(parts, "process")
+    assert [entry[0] for entry in worker.log] == ["send", "send", "flush", "write", "write"]
+    assert [(entry[2], entry[4]) for entry in worker.writes()] == [(b"a", 0), (b"b", 3)]

@@ -90,7 +90,7 @@ class Recorder(Step):
         self.batches.append(len(batch))
         result = BatchResult()
         result.tally.count("duplicates", amount=len(batch))
-        await self.commit(result, batch)
+        await self.commit([(result, batch)])
 
 
 class Batches:
