@@ -157,8 +157,11 @@ async def test_abandonment_fires_once_and_a_checkout_cancels_it(
     assert reminder["trigger"]["type"] == "cart_abandonment"
     assert d.catalog.message_error("action", reminder) is None
     assert 'journey_timers_fired_total{timer="cart_abandonment"} 2.0' in w1.metrics()
-    assert "timers" not in w1.customer("C300001") or not w1.customer("C300001")["timers"].get(
-        "cart_abandonment"
+    # The state that records the firing is written once its action is acknowledged.
+    await d.wait_for(
+        lambda: not ((w1.customer("C300001") or {}).get("timers") or {}).get("cart_abandonment"),
+        timeout_s=30,
+        what="the fired timer gone from the state",
     )
 
 
@@ -176,7 +179,13 @@ async def test_a_message_held_by_quiet_hours_is_released_when_they_end(
     )
     [decision] = [orjson.loads(r.value) for r in decisions if b'"C300010"' in r.value]
     assert decision["candidates"][0]["outcome"] == "chosen"
-    assert (w1.customer("C300010") or {})["held"], "the promotion waits in the state"
+    # The decision is acknowledged before the state that holds the promotion is written
+    # (outputs before state): the state follows within the commit.
+    await d.wait_for(
+        lambda: (w1.customer("C300010") or {}).get("held"),
+        timeout_s=30,
+        what="the promotion waiting in the state",
+    )
     records = await d.collect(
         [d.settings.topics.actions("email")],
         lambda rs: any(b'"C300010"' in r.value for r in rs),
@@ -187,7 +196,11 @@ async def test_a_message_held_by_quiet_hours_is_released_when_they_end(
     send_after = datetime.fromisoformat(action["send_after"]).timestamp() * 1000
     released_at = clock.to_clock_ms(record.timestamp)
     assert released_at >= send_after, "released no earlier than send_after on the clock"
-    assert not (w1.customer("C300010") or {})["held"]
+    await d.wait_for(
+        lambda: (w1.customer("C300010") or {"held": True})["held"] == [],
+        timeout_s=30,
+        what="the released promotion gone from the state",
+    )
     assert 'journey_held_releases_total{channel="email",reason="chosen"} 1.0' in w1.metrics()
 
 

@@ -40,10 +40,13 @@ class Step(ABC):
         """Process one micro-batch: call the core, commit what it returned."""
 
     async def commit(self, parts: Sequence[Part]) -> None:
-        """Send, dead-letter and write what the folds returned; count their tallies."""
-        await self.context.outputs.commit(parts, self.name)
+        """Count what the folds returned, then send, dead-letter and write it.
+
+        Counted first, as the messages leave: a metric never trails the action it counts.
+        """
         for result, _ in parts:
             record_tally(self.context.metrics, result.tally)
+        await self.context.outputs.commit(parts, self.name)
 
 
 class PartitionedStep(Step):
