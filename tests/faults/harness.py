@@ -324,7 +324,7 @@ async def lag_report(deployment: Deployment) -> dict[str, str]:
         report = {}
         for tp in partitions:
             committed = await consumer.committed(tp)
-            if committed != ends[tp]:
+            if (committed or 0) != ends[tp]:  # an empty partition has nothing to commit
                 report[f"{tp.topic}[{tp.partition}]"] = f"{committed}/{ends[tp]}"
         return report
     finally:
