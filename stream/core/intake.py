@@ -2,8 +2,9 @@
 
 - ``ingest_batch``: each ingress record is decoded and validated (``decode_event``); a
   valid event goes to the identity-events topic keyed by its strongest identifier (the
-  resolve step owns that identifier's alias there); anything else is a dead letter with
-  its reason.
+  resolve step owns that identifier's alias there), or straight to its profile when that
+  identifier is a customer id (``route_of``); anything else is a dead letter with its
+  reason.
 - ``outcomes_batch``: each sender's outcome is validated and re-keyed to the customer's
   partition of the customer-events topic.
 - ``learn_partition``: learning updates (keyed by action) are counted into the action's
@@ -18,6 +19,7 @@ import orjson
 
 from stream.core.batch import BatchResult, DeadLetter, Destination, Output, processing_error
 from stream.core.events import DecodeOptions, Rejection, decode_event
+from stream.core.identity import is_known
 from stream.core.messages import EventMessage, OutcomeMessage, encode
 from stream.core.outcomes import decode_outcome
 from stream.core.propensity import LearningUpdate, fold
@@ -44,8 +46,20 @@ def ingest_batch(
         result.tally.count("events", decoded.channel, decoded.type)
         message = EventMessage(decoded, timestamp_ms)
         key = decoded.customer_key.encode()
-        result.outputs.append(Output(Destination.IDENTITY_EVENTS, key, encode(message)))
+        result.outputs.append(Output(route_of(decoded.customer_key), key, encode(message)))
     return result
+
+
+def route_of(customer_key: str) -> Destination:
+    """Where an ingested event goes: straight to its profile when it is keyed by a customer id.
+
+    The resolve step would route it to the profile its key's alias names, and a customer
+    id never gets an alias: a known customer is the strongest identity, so no link makes
+    it point elsewhere (``decide_link``: another known profile is a conflict, a weaker one
+    merges into it). Skipping the identity round trip is then exactly as correct, and the
+    event crosses Kafka once less. Any other key goes through the resolve step.
+    """
+    return Destination.CUSTOMER_EVENTS if is_known(customer_key) else Destination.IDENTITY_EVENTS
 
 
 def outcomes_batch(

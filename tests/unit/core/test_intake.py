@@ -11,10 +11,11 @@ from stream.core import intake
 from stream.core.batch import DeadLetter, Destination, Output
 from stream.core.events import DecodeOptions, DlqReason, Event, decode_event
 from stream.core.identity import hash_identifier
-from stream.core.intake import ingest_batch, learn_partition, outcomes_batch
+from stream.core.intake import ingest_batch, learn_partition, outcomes_batch, route_of
 from stream.core.messages import EventMessage, OutcomeMessage, decode
 from stream.core.outcomes import Outcome
 from stream.core.propensity import LearningUpdate, UpdateKind
+from stream.core.resolve import IdentityRules, decide_link
 from stream.core.stored import PROPENSITY
 from tests.unit.core.decide.helpers import CATALOG
 
@@ -39,14 +40,36 @@ def raw_event(**overrides: Any) -> bytes:
 # --- ingest -----------------------------------------------------------------------------
 
 
-def test_a_valid_event_goes_to_identity_events_keyed_by_its_customer_key() -> None:
+@pytest.mark.parametrize(
+    ("key", "destination"),
+    [
+        ("C000123", Destination.CUSTOMER_EVENTS),
+        ("loyalty:L1", Destination.IDENTITY_EVENTS),
+        ("email:ab12", Destination.IDENTITY_EVENTS),
+        ("phone:cd34", Destination.IDENTITY_EVENTS),
+        ("anon:a1", Destination.IDENTITY_EVENTS),
+    ],
+)
+def test_only_customer_ids_skip_the_resolve_step(key: str, destination: Destination) -> None:
+    assert route_of(key) is destination
+
+
+def test_a_customer_id_token_never_gets_an_alias_so_routing_it_is_the_identity() -> None:
+    """Why skipping the resolve step is safe: no link can point a customer id elsewhere."""
+    rules = IdentityRules()
+    for canonical in ("C2", "loyalty:L1", "email:e", "phone:p", "anon:a"):
+        for current in (None, "C1"):
+            assert decide_link("C1", canonical, current, rules).alias is None
+
+
+def test_an_event_keyed_by_a_customer_id_goes_straight_to_its_profile() -> None:
     value = raw_event()
     result = ingest_batch([("web", value, INGRESS_TS_MS)], OPTIONS, NOW_MS)
     expected = decode_event(value, "web", OPTIONS, NOW_MS)
     assert isinstance(expected, Event)
     assert result.outputs == [
         Output(
-            Destination.IDENTITY_EVENTS,
+            Destination.CUSTOMER_EVENTS,
             b"C1",
             orjson.dumps({"event": expected.to_record(), "ingress_ts_ms": INGRESS_TS_MS}),
         )
@@ -56,9 +79,10 @@ def test_a_valid_event_goes_to_identity_events_keyed_by_its_customer_key() -> No
     assert result.tally.counts == {("events", "web", "page_view"): 1}
 
 
-def test_an_event_is_keyed_by_its_strongest_identifier() -> None:
+def test_an_event_is_keyed_by_its_strongest_identifier_and_resolved() -> None:
     value = raw_event(customer={"anonymous_id": "a1", "email": "ann@example.com"})
     [output] = ingest_batch([("web", value, None)], OPTIONS, NOW_MS).outputs
+    assert output.destination is Destination.IDENTITY_EVENTS  # the resolve step finds its profile
     assert output.key == f"email:{hash_identifier('ann@example.com', 'pepper')}".encode()
     assert orjson.loads(output.value)["ingress_ts_ms"] is None
 

@@ -30,12 +30,12 @@ def raw_event(**overrides: Any) -> bytes:
     return orjson.dumps(message)
 
 
-async def test_a_valid_event_goes_to_identity_events_keyed_by_customer_and_stamped() -> None:
+async def test_a_customer_ids_event_goes_to_customer_events_keyed_and_stamped() -> None:
     worker = Worker()
     step = IngestStep(worker.context(), CATALOG)
     await step.handle([consumed(WEB, raw_event(), timestamp_ms=NOW_MS - 250)])
     [(_, topic, key, value)] = worker.log
-    assert (topic, key) == ("cjo.internal.identity-events", b"C1")
+    assert (topic, key) == ("cjo.internal.customer-events", b"C1")
     message = decode(value)
     assert isinstance(message, EventMessage) and isinstance(message.event, Event)
     assert message.ingress_ts_ms == NOW_MS - 250
@@ -55,7 +55,7 @@ async def test_invalid_events_go_to_the_dlq_with_their_reason_and_source() -> No
     )
     await step.handle(batch)
     assert [e[1] for e in worker.sent()] == [
-        "cjo.internal.identity-events",
+        "cjo.internal.customer-events",
         "cjo.dlq",
         "cjo.dlq",
     ]  # outputs first, then the dead letters
