@@ -30,14 +30,14 @@ def test_every_destination_names_its_topic(destination: Destination) -> None:
     assert topic == TOPICS.get(destination, "cjo.actions.push")
 
 
-async def test_commit_sends_then_flushes_then_writes() -> None:
+async def test_commit_sends_then_waits_for_the_acknowledgements_then_writes() -> None:
     worker = Worker()
     worker.table("customers", {b"gone": b"x"})
     result = BatchResult(outputs=[Output(Destination.DECISIONS, b"k", b"v")])
     result.writes["customers"] = {b"k": b"state", b"gone": None}
     source = [consumed("cjo.internal.customer-events", b"{}", b"k")]
     await outputs(worker).commit([(result, source)], "process")
-    assert [entry[0] for entry in worker.log] == ["send", "flush", "write", "delete"]
+    assert [entry[0] for entry in worker.log] == ["send", "ack", "write", "delete"]
     assert worker.tables["customers"] == {b"k": b"state"}
 
 
@@ -76,5 +76,5 @@ async def test_one_flush_covers_every_partition_and_each_writes_on_its_own() -> 
         source = [consumed("cjo.internal.customer-events", b"{}", key, partition=partition)]
         parts.append((result, source))
     await outputs(worker).commit(parts, "process")
-    assert [entry[0] for entry in worker.log] == ["send", "send", "flush", "write", "write"]
+    assert [entry[0] for entry in worker.log] == ["send", "send", "ack", "ack", "write", "write"]
     assert [(entry[2], entry[4]) for entry in worker.writes()] == [(b"a", 0), (b"b", 3)]

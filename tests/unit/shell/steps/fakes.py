@@ -1,8 +1,9 @@
 """Fakes for driving a step through ``handle`` without a broker.
 
-One ordered ``log`` records what leaves the worker: every producer ``send`` and ``flush``
-and every table write or delete (with the partition of Faust's current event at that
-moment), so a test can check the commit order: outputs, then flush, then state.
+One ordered ``log`` records what leaves the worker: every producer ``send``, every wait for
+a send's acknowledgement (``ack``), and every table write or delete (with the partition of
+Faust's current event at that moment), so a test can check the commit order: outputs,
+then their acknowledgements, then state.
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ from stream.shell.steps import StepContext
 
 NOW_MS = 1_795_428_000_000 + 3_600_000  # 11:00 in Paris: outside the default quiet hours
 
-Entry = tuple[Any, ...]  # ("send", topic, key, value) | ("flush",) | ("write"/"delete", ...)
+Entry = tuple[Any, ...]  # ("send", topic, key, value) | ("ack", ...) | ("write"/"delete", ...)
+
+
+class Delivery:
+    """A send's acknowledgement: awaiting it is logged, as the broker would answer then."""
+
+    def __init__(self, log: list[Entry], topic: str, key: bytes | None) -> None:
+        self.log, self.topic, self.key = log, topic, key
+
+    def __await__(self) -> Any:
+        self.log.append(("ack", self.topic, self.key))
+        return iter(())
 
 
 class FakeProducer:
-    """Records sends and flushes, in order, into the shared log."""
+    """Records sends and their acknowledgements, in order, into the shared log."""
 
     def __init__(self, log: list[Entry]) -> None:
         self.log = log
@@ -38,12 +50,10 @@ class FakeProducer:
         partition: int | None,
         timestamp: float | None,
         headers: Any,
-    ) -> None:
+    ) -> Delivery:
         assert (partition, timestamp, headers) == (None, None, None)  # the partitioner decides
         self.log.append(("send", topic, key, value))
-
-    async def flush(self) -> None:
-        self.log.append(("flush",))
+        return Delivery(self.log, topic, key)
 
 
 class FakeApp:
@@ -163,7 +173,11 @@ class Worker:
         return [e for e in self.log if e[0] == "send" and (topic is None or e[1] == topic)]
 
     def flushes(self) -> int:
-        return sum(1 for e in self.log if e[0] == "flush")
+        """How many times a commit waited for its sends' acknowledgements."""
+        kinds = [e[0] for e in self.log]
+        return sum(
+            1 for i, kind in enumerate(kinds) if kind == "ack" and (i == 0 or kinds[i - 1] != "ack")
+        )
 
     def writes(self) -> list[Entry]:
         return [e for e in self.log if e[0] in ("write", "delete")]
@@ -177,17 +191,17 @@ class Worker:
 
 
 def assert_outputs_before_state(log: Iterable[Entry]) -> None:
-    """Each commit: its sends, then one flush, then its table writes; never a send between
-    a flush and the writes it guards, never a write without a flush before it."""
-    phase = "send"
+    """Each commit: its sends, then their acknowledgements, then its table writes; never a
+    table write while a send of the commit is unacknowledged or before any was awaited."""
+    unacknowledged = 0
+    acknowledged = False
     for entry in log:
         kind = entry[0]
         if kind == "send":
-            assert phase in ("send", "write"), f"a send after the flush: {entry}"
-            phase = "send"
-        elif kind == "flush":
-            assert phase in ("send", "write"), "two flushes in a row"
-            phase = "flushed"
+            unacknowledged += 1
+        elif kind == "ack":
+            unacknowledged -= 1
+            acknowledged = True
         else:
-            assert phase in ("flushed", "write"), f"a table write before the flush: {entry}"
-            phase = "write"
+            assert acknowledged, f"a table write before any acknowledgement: {entry}"
+            assert unacknowledged == 0, f"a table write with a send unacknowledged: {entry}"

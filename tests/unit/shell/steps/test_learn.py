@@ -124,7 +124,7 @@ async def test_rows_are_published_and_flushed_before_the_table_is_written() -> N
     step, worker = make()
     await step.handle(batch(trial("promo"), trial("welcome")))
     assert_outputs_before_state(worker.log)
-    assert [entry[0] for entry in worker.log] == ["send", "send", "flush", "write", "write"]
+    assert [entry[0] for entry in worker.log] == ["send", "send", "ack", "ack", "write", "write"]
 
 
 async def test_a_batch_of_only_malformed_messages_publishes_and_writes_nothing() -> None:

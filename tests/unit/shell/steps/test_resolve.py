@@ -38,13 +38,13 @@ def resolver(worker: Worker, aliases=(), policy: FixedPolicy | None = None) -> R
     return ResolveStep(worker.context(), table, policy or FixedPolicy())
 
 
-async def test_a_link_sends_the_merge_then_flushes_then_writes_the_alias() -> None:
+async def test_a_link_sends_the_merge_then_waits_for_it_then_writes_the_alias() -> None:
     worker = Worker()
     step = resolver(worker)
     await step.handle(batch_of(IDENTITY, (ANON, encode(Link("anon:a1", "C000001")))))
     assert worker.log == [
         ("send", CUSTOMER_EVENTS, ANON, encode(Merge("anon:a1", "C000001"))),
-        ("flush",),
+        ("ack", CUSTOMER_EVENTS, ANON),
         ("write", ALIASES, ANON, b"C000001", 0),
     ]
     assert worker.sample("journey_identity_links_total", {"outcome": "linked"}) == 1
@@ -66,7 +66,7 @@ async def test_an_unlink_deletes_the_alias_after_the_flush_and_sends_the_stub_er
     worker = Worker()
     step = resolver(worker, {ANON: b"C000001"})
     await step.handle(batch_of(IDENTITY, (ANON, encode(Unlink("anon:a1", "C000001", True)))))
-    assert [e[0] for e in worker.log] == ["send", "flush", "delete"]
+    assert [e[0] for e in worker.log] == ["send", "ack", "delete"]
     assert worker.log[2] == ("delete", ALIASES, ANON, 0)
     assert worker.tables[ALIASES] == {}
 
