@@ -64,9 +64,10 @@ from stream.core.stored import (
     Moved,
     Profile,
     census_key,
+    decision_deletes,
+    decision_writes,
     due_entry,
     dump_profile,
-    kept_decisions,
     load_profile,
 )
 
@@ -133,6 +134,7 @@ class _PartitionFold:
         self.fresh: set[bytes] = set()  # no profile before: created if it gets one
         self.dirty: set[bytes] = set()
         self.retry: set[bytes] = set()
+        self.ring_written: dict[bytes, list[bytes]] = {}  # decisions-table keys, by customer
 
     def apply(self, position: int, key: bytes | None, value: bytes | None) -> None:
         """Apply one record; a failure is a dead letter, and the batch goes on."""
@@ -396,18 +398,21 @@ class _PartitionFold:
             self.result.writes[CENSUS][census_key(partition)] = orjson.dumps(row)
 
     def _forget_decisions(self, key: bytes) -> None:
-        """An erased profile's decision history goes with it."""
+        """An erased profile's decision history goes with it (nothing of this batch's)."""
         decisions = self.result.writes[DECISIONS]
-        decisions.pop(key, None)
-        if self.stored.decisions(key) is not None:
-            decisions[key] = None
+        for written in self.ring_written.pop(key, ()):
+            del decisions[written]
+        kept = self.context.decisions_kept
+        decisions.update(decision_deletes(key, self.stored.decisions(key), kept))
 
     def _write_decisions(self) -> None:
         kept = self.context.decisions_kept
-        self.result.writes[DECISIONS] = {
-            key: kept_decisions(records, self.stored.decisions(key), kept)
-            for key, records in self.explained.items()
-        }
+        decisions: Writes = {}
+        for key, records in self.explained.items():
+            written = decision_writes(key, records, self.stored.decisions(key), kept)
+            self.ring_written[key] = list(written)
+            decisions.update(written)
+        self.result.writes[DECISIONS] = decisions
 
 
 def _conflict_record(conflict: Conflict) -> dict[str, Any]:

@@ -3,18 +3,24 @@
 - ``customers``: a profile (``CustomerState`` JSON), the stub a merged profile leaves
   (``{"merged_into": key}``: ``Moved``), or nothing;
 - ``due``: a customer's earliest deadline in epoch ms, as ASCII digits (``due_entry``);
-- ``decisions``: the latest explain records of a customer, newest first (``kept_decisions``);
+- ``decisions``: a ring of a customer's latest explain records: under the customer key,
+  how many were ever written (``{"written": n}``); under ``ring_key(key, n % kept)``, the
+  record numbered n (``[n, record]``). Each decision costs one small write, not a rewrite of
+  the whole history (``decision_writes``, ``read_decisions``). A value that is a JSON list
+  is the format before 2026-12 (the whole history, newest first): it is read as it is and
+  folded into the ring at the customer's next decision;
 - ``census``: a partition's counts (``stream.core.census``), JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from stream.core.batch import Writes
 from stream.core.state import CustomerState
 
 
@@ -47,10 +53,62 @@ def dump_profile(profile: Profile) -> bytes | None:
     return profile.to_json()
 
 
-def kept_decisions(new: list[dict[str, Any]], stored: bytes | None, kept: int) -> bytes:
-    """The decision history with ``new`` (oldest first) in front, at most ``kept`` long."""
-    older = orjson.loads(stored) if stored is not None else []
-    return orjson.dumps([*reversed(new), *older][:kept])
+def ring_key(key: bytes, slot: int) -> bytes:
+    """The decisions-table key of one slot of a customer's ring."""
+    return b"%s\x00%d" % (key, slot)
+
+
+def _ring_head(stored: bytes | None) -> tuple[int, list[dict[str, Any]]]:
+    """(records written so far, records of the old list format to carry, oldest first)."""
+    if stored is None:
+        return 0, []
+    head = orjson.loads(stored)
+    if isinstance(head, list):  # the whole history, newest first (before 2026-12)
+        return 0, list(reversed(head))
+    return int(head["written"]), []
+
+
+def decision_writes(
+    key: bytes, new: list[dict[str, Any]], stored: bytes | None, kept: int
+) -> Writes:
+    """The writes that add ``new`` (oldest first) to a customer's ring of ``kept``."""
+    written, carried = _ring_head(stored)
+    records = [*carried, *new]
+    total = written + len(records)
+    writes: Writes = {
+        ring_key(key, number % kept): orjson.dumps([number, records[number - written]])
+        for number in range(max(written, total - kept), total)
+    }
+    writes[key] = orjson.dumps({"written": total})
+    return writes
+
+
+def decision_deletes(key: bytes, stored: bytes | None, kept: int) -> Writes:
+    """The writes that delete a customer's ring (its erasure)."""
+    if stored is None:
+        return {}
+    written, _ = _ring_head(stored)
+    deletes: Writes = {ring_key(key, slot): None for slot in range(min(written, kept))}
+    deletes[key] = None
+    return deletes
+
+
+def read_decisions(
+    get: Callable[[bytes], bytes | None], key: bytes, kept: int
+) -> list[dict[str, Any]] | None:
+    """A customer's latest explain records, newest first; None if it has none stored."""
+    stored = get(key)
+    if stored is None:
+        return None
+    written, carried = _ring_head(stored)
+    if carried:
+        return list(reversed(carried))
+    numbered = []
+    for slot in range(min(written, kept)):
+        value = get(ring_key(key, slot))
+        if value is not None:
+            numbered.append(orjson.loads(value))
+    return [record for _, record in sorted(numbered, key=lambda item: -item[0])]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from yarl import URL
 from stream.config import Clock, Settings
 from stream.core import census
 from stream.core.profile import profile_view, valid_customer_id
-from stream.core.stored import Moved, load_profile
+from stream.core.stored import Moved, load_profile, read_decisions
 from stream.shell.faust import partition_items
 from stream.shell.openapi import openapi_document
 from stream.shell.policy_source import PolicySource
@@ -97,7 +97,7 @@ class ApiContext:
     settings: Settings
     customers: Any  # faust Table[bytes, bytes]: customer key -> stored profile
     aliases: Any  # faust Table[bytes, bytes]: identifier token -> customer key
-    decisions: Any  # faust Table[bytes, bytes]: customer key -> explain records
+    decisions: Any  # faust Table[bytes, bytes]: each customer's ring of explain records
     census_table: Any  # faust Table[bytes, bytes]: one census row per partition
     policy: PolicySource
     clock: Clock
@@ -221,11 +221,10 @@ async def decisions_view(context: ApiContext, web: Any, request: Any, customer_i
     state = load_profile(context.customers.get(key))
     if isinstance(state, Moved):
         return _merged_response(web, state.into, "/decisions")
-    stored = context.decisions.get(key)
-    if state is None and stored is None:
+    records = read_decisions(context.decisions.get, key, context.settings.decisions_kept)
+    if state is None and records is None:
         raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-    records = orjson.loads(stored) if stored is not None else []
-    return web.json({"customer_id": customer_id, "decisions": records})
+    return web.json({"customer_id": customer_id, "decisions": records or []})
 
 
 def local_census(context: ApiContext) -> tuple[list[int], dict[str, int]]:

@@ -35,7 +35,16 @@ from stream.core.messages import (
 from stream.core.outcomes import Outcome
 from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState, Limits, new_state
-from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, MemoryTables, census_key
+from stream.core.stored import (
+    CENSUS,
+    CUSTOMERS,
+    DECISIONS,
+    DUE,
+    MemoryTables,
+    census_key,
+    read_decisions,
+    ring_key,
+)
 from tests.unit.core.conftest import build_event
 from tests.unit.core.decide.helpers import NOON_MS, SHIPPED_RULES
 
@@ -135,10 +144,16 @@ def test_a_first_event_sends_its_action_to_the_channels_topic() -> None:
     assert result.tally.counts[("actions", "welcome_content", "web")] == 1
 
 
+def history(stored: StoredTables, kept: int = 5) -> list[dict[str, Any]] | None:
+    """The customer's explain records as the API reads them, newest first."""
+    return read_decisions(stored.tables[DECISIONS].get, KEY, kept)
+
+
 def test_a_first_event_keeps_its_explain_record_and_sends_it() -> None:
-    result = fold(StoredTables(), (KEY, EventMessage(event())))
+    stored = StoredTables()
+    result = fold(stored, (KEY, EventMessage(event())), commit=True)
     [sent] = outputs_to(result, Destination.DECISIONS)
-    kept = orjson.loads(result.writes[DECISIONS][KEY])
+    kept = history(stored)
     assert kept == [orjson.loads(sent.value)]
     assert kept[0]["customer_id"] == "C000001"
     assert [decision.decision_id for decision in result.decisions] == [kept[0]["decision_id"]]
@@ -507,7 +522,7 @@ def test_erase_deletes_the_profile_its_decision_history_and_its_due_entry() -> N
     known_customer(stored)
     result = fold(stored, (KEY, Erase(NOON_MS)))
     assert result.writes[CUSTOMERS] == {KEY: None}
-    assert result.writes[DECISIONS] == {KEY: None}
+    assert result.writes[DECISIONS] == {KEY: None, ring_key(KEY, 0): None}
     assert result.writes[DUE] == {KEY: None}
     assert result.deadlines == {KEY: None}
     assert result.tally.counts == {("erasures",): 1}
@@ -661,19 +676,48 @@ def test_a_missing_entry_is_healed_on_the_customers_next_message() -> None:
 # --- the decision history ---------------------------------------------------------------
 
 
-def test_the_decision_history_keeps_the_newest_first_and_at_most_decisions_kept() -> None:
+def test_a_history_in_the_old_list_format_is_read_and_folded_into_the_ring() -> None:
     stored = StoredTables()
     older = [{"decision_id": f"old{n}"} for n in range(1, 4)]  # newest first
     stored.tables[DECISIONS][KEY] = orjson.dumps(older)
-    result = fold(
+    assert history(stored, kept=3) == older  # read as it is, before any new decision
+    fold(
         stored,
         (KEY, EventMessage(event(event_id="first"))),
         (KEY, EventMessage(event(event_id="second"))),
         decisions_kept=3,
+        commit=True,
     )
-    kept = orjson.loads(result.writes[DECISIONS][KEY])
+    kept = history(stored, kept=3) or []
     assert [record["trigger"]["event_id"] for record in kept[:2]] == ["second", "first"]
     assert kept[2:] == [{"decision_id": "old1"}]
+
+
+def test_each_decision_writes_one_slot_of_the_ring_not_the_whole_history() -> None:
+    stored = StoredTables()
+    ids = []
+    for n in range(7):
+        result = fold(
+            stored,
+            (KEY, EventMessage(event(event_id=f"e{n}", at_ms=NOON_MS + n))),
+            now_ms=NOON_MS + n,
+            decisions_kept=3,
+            commit=True,
+        )
+        written = result.writes[DECISIONS]
+        assert set(written) == {KEY, ring_key(KEY, n % 3)}  # the head and one slot
+        ids.append(orjson.loads(written[ring_key(KEY, n % 3)])[1]["trigger"]["event_id"])
+    assert [r["trigger"]["event_id"] for r in history(stored, kept=3) or []] == ids[::-1][:3]
+    assert len(stored.tables[DECISIONS]) == 1 + 3
+
+
+def test_erasing_a_history_in_the_old_list_format_deletes_it() -> None:
+    stored = StoredTables()
+    stored.put(new_state("C000001"))
+    stored.tables[DECISIONS][KEY] = orjson.dumps([{"decision_id": "old"}])
+    result = fold(stored, (KEY, Erase(NOON_MS)), commit=True)
+    assert result.writes[DECISIONS] == {KEY: None}
+    assert stored.tables[DECISIONS] == {}
 
 
 # --- the census -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from stream.core import fold as fold_module
 from stream.core.messages import Erase, EventMessage, Firing, Message, decode, encode
 from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState
-from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE
+from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, ring_key
 from stream.core.timer_index import TimerIndex
 from stream.shell.condition_errors import ConditionErrors
 from stream.shell.steps import ProcessStep
@@ -139,7 +139,12 @@ async def test_an_erasure_sends_its_audit_then_deletes_the_customers_tables() ->
     assert_outputs_before_state(worker.log)
     assert [e[1] for e in worker.sent()] == ["cjo.internal.erasures"]
     deleted = {(e[1], e[2]) for e in worker.log if e[0] == "delete"}
-    assert deleted == {(CUSTOMERS, KEY), (DECISIONS, KEY), (DUE, KEY)}
+    assert deleted == {
+        (CUSTOMERS, KEY),
+        (DECISIONS, KEY),
+        (DECISIONS, ring_key(KEY, 0)),
+        (DUE, KEY),
+    }
     assert index.next_due_ms() is None
     assert worker.sample("journey_erasures_total") == 1
 
