@@ -489,7 +489,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--rates", default="500,2000,5000")
+    parser.add_argument("--rates", default="500,1000,2500")
     parser.add_argument("--latency-s", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=240.0, help="per throughput run")
     parser.add_argument(
