@@ -35,6 +35,7 @@ from yarl import URL
 from stream.config import Clock, Settings
 from stream.core import census
 from stream.core.profile import profile_view, valid_customer_id
+from stream.core.state import CustomerState
 from stream.core.stored import Moved, load_profile, read_decisions
 from stream.shell.faust import partition_items
 from stream.shell.openapi import openapi_document
@@ -198,15 +199,27 @@ async def forwarded(context: ApiContext, web: Any, request: Any, key: bytes) -> 
     return web.bytes(body, status=status, content_type="application/json", headers=headers)
 
 
-async def customer_view(context: ApiContext, web: Any, request: Any, customer_id: str) -> Any:
-    """The unified profile of a customer (forwarded to the worker that owns it)."""
+async def owned_profile(
+    context: ApiContext, web: Any, request: Any, customer_id: str, suffix: str
+) -> tuple[bytes, CustomerState | None] | Any:
+    """(key, profile) when this worker owns the customer; else the answer to give instead:
+    the owner's (forwarded), or a 308 to the profile a merged one went into."""
     key = customer_key(customer_id)
     answer = await forwarded(context, web, request, key)
     if answer is not None:
         return answer
     state = load_profile(context.customers.get(key))
     if isinstance(state, Moved):
-        return _merged_response(web, state.into, "")
+        return _merged_response(web, state.into, suffix)
+    return key, state
+
+
+async def customer_view(context: ApiContext, web: Any, request: Any, customer_id: str) -> Any:
+    """The unified profile of a customer (forwarded to the worker that owns it)."""
+    owned = await owned_profile(context, web, request, customer_id, "")
+    if not isinstance(owned, tuple):
+        return owned
+    _, state = owned
     if state is None:
         raise ApiError(404, "not_found", f"no customer {customer_id!r}")
     return web.json(profile_view(state, context.policy.current.holdout))
@@ -214,13 +227,10 @@ async def customer_view(context: ApiContext, web: Any, request: Any, customer_id
 
 async def decisions_view(context: ApiContext, web: Any, request: Any, customer_id: str) -> Any:
     """The latest explain records of a customer, newest first (forwarded to its owner)."""
-    key = customer_key(customer_id)
-    answer = await forwarded(context, web, request, key)
-    if answer is not None:
-        return answer
-    state = load_profile(context.customers.get(key))
-    if isinstance(state, Moved):
-        return _merged_response(web, state.into, "/decisions")
+    owned = await owned_profile(context, web, request, customer_id, "/decisions")
+    if not isinstance(owned, tuple):
+        return owned
+    key, state = owned
     records = read_decisions(context.decisions.get, key, context.settings.decisions_kept)
     if state is None and records is None:
         raise ApiError(404, "not_found", f"no customer {customer_id!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import orjson
 
@@ -11,23 +10,11 @@ from stream.core.events import Event
 from stream.core.messages import EventMessage, OutcomeMessage, decode
 from stream.shell.steps import IngestStep, OutcomesStep
 from tests.unit.core.decide.helpers import CATALOG
+from tests.unit.core.test_intake import raw_event
 from tests.unit.shell.steps.fakes import NOW_MS, Worker, batch_of, consumed
 
 WEB = "cjo.events.web"
 OUTCOMES = "cjo.outcomes"
-
-
-def raw_event(**overrides: Any) -> bytes:
-    message: dict[str, Any] = {
-        "event_id": "e1",
-        "type": "page_view",
-        "channel": "web",
-        "occurred_at": "2026-11-23T09:59:00.000Z",
-        "customer": {"customer_id": "C1"},
-        "properties": {"url": "/"},
-    }
-    message.update(overrides)
-    return orjson.dumps(message)
 
 
 async def test_a_customer_ids_event_goes_to_customer_events_keyed_and_stamped() -> None:
