@@ -182,6 +182,6 @@ class MemoryTables:
             table = self.tables[name]
             for key, value in changes.items():
                 if value is None:
-                    del table[key]
+                    table.pop(key, None)  # a slot may never have been filled
                 else:
                     table[key] = value

@@ -16,6 +16,7 @@ Faust's table (RocksDB plus its changelog topic); a batched writer can replace i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -55,7 +56,7 @@ class TableWriter:
             table = self.tables[name]
             for key, value in changes.items():
                 if value is None:
-                    del table[key]  # a tombstone in the changelog
+                    _delete(table, key)
                 else:
                     table[key] = value
 
@@ -65,6 +66,13 @@ Consumed = EventT[Any]  # a consumed record, as Faust hands it to an agent
 
 Delivery = Awaitable[Any]  # a send's acknowledgement by the broker (raises if it failed)
 Part = tuple[BatchResult, Sequence[Consumed]]  # a partition's result and its source records
+
+
+def _delete(table: Any, key: bytes) -> None:
+    """Delete a key: a tombstone in the changelog. A key already gone (a ring slot never
+    filled after ``JOURNEY_DECISIONS_KEPT`` grew) is not an error."""
+    with contextlib.suppress(KeyError):
+        del table[key]
 
 
 def timestamp_ms(message: Any) -> int | None:

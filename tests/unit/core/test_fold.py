@@ -773,3 +773,14 @@ def test_a_failed_firing_of_a_profile_with_nothing_pending_leaves_no_deadline(
     result = fold(stored, (KEY, Firing(NOON_MS, NOON_MS)))
     assert len(result.dead_letters) == 1
     assert result.deadlines == {KEY: None}
+
+
+def test_a_ring_grown_by_a_larger_decisions_kept_reads_and_erases_cleanly() -> None:
+    stored = StoredTables()
+    for n in range(3):
+        fold(stored, (KEY, EventMessage(event(event_id=f"e{n}"))), decisions_kept=2, commit=True)
+    fold(stored, (KEY, EventMessage(event(event_id="e3"))), decisions_kept=5, commit=True)
+    ids = [r["trigger"]["event_id"] for r in history(stored, kept=5) or []]
+    assert ids[0] == "e3" and len(ids) == len(set(ids))
+    fold(stored, (KEY, Erase(NOON_MS)), decisions_kept=5, commit=True)
+    assert stored.tables[DECISIONS] == {}

@@ -78,3 +78,9 @@ async def test_one_flush_covers_every_partition_and_each_writes_on_its_own() -> 
     await outputs(worker).commit(parts, "process")
     assert [entry[0] for entry in worker.log] == ["send", "send", "ack", "ack", "write", "write"]
     assert [(entry[2], entry[4]) for entry in worker.writes()] == [(b"a", 0), (b"b", 3)]
+
+
+def test_deleting_a_key_that_is_already_gone_is_not_an_error() -> None:
+    table = {b"k": b"v"}
+    TableWriter({"decisions": table}).write({"decisions": {b"k": None, b"never": None}})
+    assert table == {}
