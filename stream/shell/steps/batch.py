@@ -51,7 +51,8 @@ class Step(ABC):
 
 class PartitionedStep(Step):
     """A step with tables: each partition of a batch is folded on its own, then the
-    whole batch is committed at once (one flush before any of its state is written).
+    whole batch is committed at once (one wait for its sends' acknowledgements before any
+    of its state is written).
 
     Folding every partition before writing any is safe: a key, and so everything a
     fold reads, belongs to one partition.
