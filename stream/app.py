@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stream.config import Settings
 from stream.core import census
 from stream.core.schemas import SchemaCatalog, load_catalog
-from stream.core.stored import ALIASES, CENSUS, CUSTOMERS, DECISIONS, DUE, PROPENSITY
+from stream.core.stored import ALIASES, CENSUS, CUSTOMERS, DECISIONS, DUE, PROPENSITY, Tables
 from stream.core.timer_index import TimerIndex
 from stream.shell import faust as faust_adaptations
 from stream.shell.api import add_api, census_total
@@ -38,7 +38,7 @@ from stream.shell.kafka_security import broker_credentials, client_kwargs
 from stream.shell.lag import LagMonitor
 from stream.shell.metrics import Metrics
 from stream.shell.model_view import ModelView
-from stream.shell.outputs import Outputs, TableWriter
+from stream.shell.outputs import Outputs
 from stream.shell.policy_source import PolicySource
 from stream.shell.scheduler import Scheduler
 from stream.shell.steps import (
@@ -104,7 +104,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     metrics.consumer_deliveries = deliveries  # counted by the drain loop, process-wide
     topics, clock = settings.topics, settings.clock()
     tables = {name: _table(app, settings, name) for name in TABLES}
-    outputs = Outputs(app, topics, metrics, TableWriter(tables))
+    outputs = Outputs(app, topics, metrics, Tables(tables))
     context = StepContext(settings, metrics, outputs, clock)
     model_view = ModelView(
         settings.broker, topics.model, metrics, settings.fetch_max_wait_ms, client_kwargs(settings)

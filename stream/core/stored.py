@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,36 +153,42 @@ def census_key(partition: int) -> bytes:
     return f"p{partition}".encode()
 
 
-class MemoryTables:
-    """The process step's tables as dicts: a ``StoredView`` for replays and tests."""
+class Tables:
+    """The tables by name (Faust tables in the worker, dicts in replays and tests): read
+    as the fold's ``StoredView``, written as the state writer of ``Outputs.commit``."""
 
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[bytes, bytes]] = {
-            name: {} for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)
-        }
+    def __init__(self, tables: Mapping[str, Any] | None = None) -> None:
+        self.tables: Mapping[str, Any] = (
+            tables
+            if tables is not None
+            else {name: {} for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
+        )
 
     def profile(self, key: bytes) -> bytes | None:
         """The customers-table value of a key."""
-        return self.tables[CUSTOMERS].get(key)
+        return self.tables[CUSTOMERS].get(key)  # type: ignore[no-any-return]
 
     def due(self, key: bytes) -> bytes | None:
         """The due-table value of a key."""
-        return self.tables[DUE].get(key)
+        return self.tables[DUE].get(key)  # type: ignore[no-any-return]
 
     def decisions(self, key: bytes) -> bytes | None:
         """The decisions-table value of a key."""
-        return self.tables[DECISIONS].get(key)
+        return self.tables[DECISIONS].get(key)  # type: ignore[no-any-return]
 
     def census(self, partition: int) -> bytes | None:
         """The census row of a partition."""
-        return self.tables[CENSUS].get(census_key(partition))
+        return self.tables[CENSUS].get(census_key(partition))  # type: ignore[no-any-return]
 
     def write(self, writes: Mapping[str, Mapping[bytes, bytes | None]]) -> None:
-        """Apply a batch's writes as the worker's state writer does (None deletes)."""
+        """Apply a batch's writes: a value, or None to delete the key (a tombstone in a
+        changelog). A key already gone (a ring slot never filled after
+        ``JOURNEY_DECISIONS_KEPT`` grew) is not an error."""
         for name, changes in writes.items():
             table = self.tables[name]
             for key, value in changes.items():
                 if value is None:
-                    table.pop(key, None)  # a slot may never have been filled
+                    with contextlib.suppress(KeyError):
+                        del table[key]
                 else:
                     table[key] = value

@@ -9,14 +9,14 @@ Measured: the kill -9 test lost 1 to 18 actions in 3 of 6 runs without this. A c
 after the outputs and before the state re-reads the batch (its offsets are not
 committed) and sends again; senders drop the repeats by ``idempotency_key``.
 
-How state is written is ``StateWriter``'s business: today each table write goes through
-Faust's table (RocksDB plus its changelog topic); a batched writer can replace it here.
+How state is written is ``StateWriter``'s business: today ``stream.core.stored.Tables``
+writes through Faust's tables (RocksDB plus a changelog record per write); a batched
+writer can replace it here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -44,35 +44,9 @@ class StateWriter(Protocol):
         """Apply every table's writes: a value, or None to delete the key."""
 
 
-class TableWriter:
-    """Writes through Faust tables (RocksDB and a changelog record per write)."""
-
-    def __init__(self, tables: Mapping[str, Any]) -> None:
-        self.tables = tables
-
-    def write(self, writes: Mapping[str, Writes]) -> None:
-        """Apply every table's writes: a value, or None to delete the key."""
-        for name, changes in writes.items():
-            table = self.tables[name]
-            for key, value in changes.items():
-                if value is None:
-                    _delete(table, key)
-                else:
-                    table[key] = value
-
-
 Consumed = EventT[Any]  # a consumed record, as Faust hands it to an agent
-
-
 Delivery = Awaitable[Any]  # a send's acknowledgement by the broker (raises if it failed)
 Part = tuple[BatchResult, Sequence[Consumed]]  # a partition's result and its source records
-
-
-def _delete(table: Any, key: bytes) -> None:
-    """Delete a key: a tombstone in the changelog. A key already gone (a ring slot never
-    filled after ``JOURNEY_DECISIONS_KEPT`` grew) is not an error."""
-    with contextlib.suppress(KeyError):
-        del table[key]
 
 
 def timestamp_ms(message: Any) -> int | None:

@@ -44,7 +44,7 @@ from stream.core.fold import FoldContext, fold_partition
 from stream.core.messages import EventMessage, Firing, from_record
 from stream.core.propensity import EMPTY_MODEL
 from stream.core.state import CustomerState, Limits
-from stream.core.stored import CUSTOMERS, MemoryTables, load_profile
+from stream.core.stored import CUSTOMERS, Tables, load_profile
 from stream.simulate.journeys import generate_events
 from tests.integration.conftest import BROKER, Deployment, WorkerProcess
 from tests.integration.events import BASE
@@ -413,7 +413,7 @@ def replay(outcome: Outcome, deployment: Deployment) -> Replay:
     settings = deployment.settings
     policy = load_policy_file(settings.policy_file, deployment.catalog)
     limits = Limits(settings.dedupe_window, settings.recent_events)
-    store = MemoryTables()
+    store = Tables()
     sent: dict[str, dict[str, Any]] = {}
     firings = 0
     for item in outcome.log_records:

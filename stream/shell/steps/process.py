@@ -14,36 +14,13 @@ from typing import Any
 from stream.core.batch import BatchResult
 from stream.core.fold import FoldContext, fold_partition
 from stream.core.state import Limits
-from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, census_key
+from stream.core.stored import Tables
 from stream.core.timer_index import TimerIndex
 from stream.shell.clock import wall_ms
 from stream.shell.condition_errors import ConditionErrors
 from stream.shell.model_view import ModelView
 from stream.shell.policy_source import PolicySource
 from stream.shell.steps.batch import PartitionedStep, Record, StepContext
-
-
-class StoredTables:
-    """The process step's Faust tables, read as the fold's ``StoredView``."""
-
-    def __init__(self, tables: Mapping[str, Any]) -> None:
-        self.tables = tables  # by name (``stream.core.stored``): bytes to bytes
-
-    def profile(self, key: bytes) -> bytes | None:
-        """The customers-table value of a key."""
-        return self.tables[CUSTOMERS].get(key)  # type: ignore[no-any-return]
-
-    def due(self, key: bytes) -> bytes | None:
-        """The due-table value of a key."""
-        return self.tables[DUE].get(key)  # type: ignore[no-any-return]
-
-    def decisions(self, key: bytes) -> bytes | None:
-        """The decisions-table value of a key."""
-        return self.tables[DECISIONS].get(key)  # type: ignore[no-any-return]
-
-    def census(self, partition: int) -> bytes | None:
-        """The census row of a partition."""
-        return self.tables[CENSUS].get(census_key(partition))  # type: ignore[no-any-return]
 
 
 class ProcessStep(PartitionedStep):
@@ -61,7 +38,7 @@ class ProcessStep(PartitionedStep):
         condition_errors: ConditionErrors,
     ) -> None:
         super().__init__(context)
-        self.stored = StoredTables(tables)
+        self.stored = Tables(tables)
         self.policy_source = policy
         self.model_view = model
         self.index = index
@@ -102,13 +79,16 @@ class ProcessStep(PartitionedStep):
         self._observe_latencies(result)
 
     def _observe_latencies(self, result: BatchResult) -> None:
+        if not result.latencies:
+            return
         metrics, clock = self.context.metrics, self.context.clock
+        now_wall_ms, now_ms = wall_ms(), clock.now_ms()  # read once per batch, not per event
         for latency in result.latencies:
             if latency.ingress_ts_ms:
-                latency_s = max(0.0, (wall_ms() - latency.ingress_ts_ms) / 1000)
+                latency_s = max(0.0, (now_wall_ms - latency.ingress_ts_ms) / 1000)
                 metrics.event_latency.observe(latency_s)
                 if latency.sent:
                     metrics.event_to_action.labels("kafka").observe(latency_s)
             if latency.occurred_at_ms is not None:
-                since_ms = max(0, clock.now_ms() - latency.occurred_at_ms)
+                since_ms = max(0, now_ms - latency.occurred_at_ms)
                 metrics.event_to_action.labels("occurred_at").observe(clock.real_seconds(since_ms))

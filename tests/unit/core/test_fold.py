@@ -40,7 +40,7 @@ from stream.core.stored import (
     CUSTOMERS,
     DECISIONS,
     DUE,
-    MemoryTables,
+    Tables,
     census_key,
     read_decisions,
     ring_key,
@@ -56,7 +56,7 @@ KEY = b"C000001"
 ANON = b"anon:a1"
 
 
-class StoredTables(MemoryTables):
+class StoredTables(Tables):
     """The fold's ``StoredView`` over plain dicts; ``commit`` applies a batch's writes."""
 
     def commit(self, result: BatchResult) -> None:

@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from stream.core.batch import BatchResult, Destination, Output
-from stream.shell.outputs import Outputs, TableWriter
+from stream.core.stored import Tables
+from stream.shell.outputs import Outputs
 from tests.unit.shell.steps.fakes import Worker, consumed
 
 TOPICS = {
@@ -62,7 +63,7 @@ async def test_commit_logs_the_folds_notes_at_their_level(caplog: pytest.LogCapt
 
 def test_the_table_writer_deletes_on_none() -> None:
     table = {b"a": b"1"}
-    TableWriter({"t": table}).write({"t": {b"a": None, b"b": b"2"}})
+    Tables({"t": table}).write({"t": {b"a": None, b"b": b"2"}})
     assert table == {b"b": b"2"}
 
 
@@ -82,5 +83,5 @@ async def test_one_flush_covers_every_partition_and_each_writes_on_its_own() -> 
 
 def test_deleting_a_key_that_is_already_gone_is_not_an_error() -> None:
     table = {b"k": b"v"}
-    TableWriter({"decisions": table}).write({"decisions": {b"k": None, b"never": None}})
+    Tables({"decisions": table}).write({"decisions": {b"k": None, b"never": None}})
     assert table == {}

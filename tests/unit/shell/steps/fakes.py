@@ -16,8 +16,9 @@ import orjson
 from faust.streams import current_event
 
 from stream.config import Settings
+from stream.core.stored import Tables
 from stream.shell.metrics import Metrics
-from stream.shell.outputs import Outputs, TableWriter
+from stream.shell.outputs import Outputs
 from stream.shell.steps import StepContext
 
 NOW_MS = 1_795_428_000_000 + 3_600_000  # 11:00 in Paris: outside the default quiet hours
@@ -161,7 +162,7 @@ class Worker:
             FakeApp(self.log),  # type: ignore[arg-type]
             self.settings.topics,
             self.metrics,
-            TableWriter(self.tables),
+            Tables(self.tables),
         )
         return StepContext(self.settings, self.metrics, outputs, self.clock)  # type: ignore[arg-type]
 
