@@ -133,6 +133,7 @@ class _PartitionFold:
         self.explained: dict[bytes, list[dict[str, Any]]] = {}  # new explain records
         self.fresh: set[bytes] = set()  # no profile before: created if it gets one
         self.dirty: set[bytes] = set()
+        self.pristine: set[bytes] = set()  # decoded from the store, not yet stepped
         self.retry: set[bytes] = set()
         self.ring_written: dict[bytes, list[bytes]] = {}  # decisions-table keys, by customer
 
@@ -156,6 +157,8 @@ class _PartitionFold:
             self.counted[key] = census.summary(profile)
             if profile is None:
                 self.fresh.add(key)
+            elif isinstance(profile, CustomerState):
+                self.pristine.add(key)
         return self.profiles[key]
 
     def _set(self, key: bytes, profile: Profile) -> None:
@@ -202,15 +205,28 @@ class _PartitionFold:
     def _step(self, key: bytes, message: EventMessage, state: Profile) -> None:
         context = self.context
         started = context.stopwatch()
-        result = step(
-            state if isinstance(state, CustomerState) else None,
-            message.event,
-            context.now_ms,
-            context.limits,
-            context.policy,
-            context.model,
-        )
+        # A profile straight from the store is stepped in place: no copy. If the step
+        # fails, the stored bytes give it back unchanged; later events of the batch copy.
+        owned = key in self.pristine
+        self.pristine.discard(key)
+        try:
+            result = step(
+                state if isinstance(state, CustomerState) else None,
+                message.event,
+                context.now_ms,
+                context.limits,
+                context.policy,
+                context.model,
+                owned=owned,
+            )
+        except Exception:
+            if owned:  # the half-updated profile goes; the stored one is pristine again
+                self.profiles[key] = load_profile(self.stored.profile(key))
+                self.pristine.add(key)
+            raise
         self._timed("event", started)
+        if owned and not result.duplicate:
+            self.dirty.add(key)  # updated in place: the same object, changed
         if self._settle(key, result):
             sent = bool(result.to_send)
             occurred = message.event.occurred_at_ms if sent else None

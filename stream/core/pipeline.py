@@ -67,13 +67,20 @@ def step(
     limits: Limits,
     policy: Policy,
     model: PropensityModel = EMPTY_MODEL,
+    *,
+    owned: bool = False,
 ) -> StepResult:
-    """Reduce the event into the state, update timers, decide, record sent/held actions."""
-    current = state if state is not None else new_state(event.customer_key)
-    reduction = reduce(current, event, limits)
+    """Reduce the event into the state, update timers, decide, record sent/held actions.
+
+    ``owned``: the caller hands ``state`` over: it is updated in place, not copied (see
+    ``reduce``). If the step raises, it may be left half-updated: reload it.
+    """
+    if state is None:
+        state, owned = new_state(event.customer_key), True
+    reduction = reduce(state, event, limits, owned=owned)
     if reduction.duplicate:
-        return StepResult(current, duplicate=True)
-    updated = reduction.state  # a fresh copy this step owns
+        return StepResult(state, duplicate=True)
+    updated = reduction.state  # the state this step owns
     conditions = condition_context(updated, event, policy, now_ms)
     timer_updates = apply_event(
         updated, event, policy.timers, now_ms, lambda c: conditions().holds(c)

@@ -1,7 +1,8 @@
 """The per-customer state and the pure reducer that applies one event to it.
 
-``reduce`` never mutates its input and never reads the clock: the same state and event
-always give the same result, which is what makes changelog replay and tests exact.
+``reduce`` never reads the clock and never mutates its input unless told it owns it: the
+same state and event always give the same result, which is what makes changelog replay
+and tests exact.
 """
 
 from __future__ import annotations
@@ -188,11 +189,15 @@ def new_state(customer_key: str) -> CustomerState:
     return CustomerState(customer_key=customer_key)
 
 
-def reduce(state: CustomerState, event: Event, limits: Limits) -> Reduction:
-    """Apply one event; a duplicate event id changes nothing."""
+def reduce(state: CustomerState, event: Event, limits: Limits, *, owned: bool = False) -> Reduction:
+    """Apply one event; a duplicate event id changes nothing.
+
+    ``owned``: the caller hands ``state`` over, and it is updated in place instead of
+    copied (a copy is a third of a step's time). The result is the same either way.
+    """
     if event.event_id in state.seen_event_ids:
         return Reduction(state=state, duplicate=True)
-    new = state.copy()
+    new = state if owned else state.copy()
     _remember(new, event, limits)
     _apply_context(new, event)
     _APPLY.get(event.type, _ignore)(new, event)

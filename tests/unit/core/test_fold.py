@@ -313,6 +313,54 @@ def test_a_failed_event_is_a_dead_letter_but_not_retried_later(
     assert result.deadlines[KEY] == due_ms  # only a firing is pushed back
 
 
+def test_a_step_that_fails_after_updating_its_profile_in_place_leaves_the_profile_as_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stored = StoredTables()
+    carted(stored)
+    stored_before = stored.tables[CUSTOMERS][KEY]
+    real_step = fold_module.step
+    calls: list[bool] = []
+
+    def fails_once_after_updating(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["owned"])
+        result = real_step(*args, **kwargs)  # the stored profile is now changed in place
+        if len(calls) == 1:
+            raise ValueError("bad")
+        return result
+
+    monkeypatch.setattr(fold_module, "step", fails_once_after_updating)
+    failed, then = event("page_view", event_id="e-failed"), event("login", event_id="e-then")
+    result = fold(stored, (KEY, EventMessage(failed)), (KEY, EventMessage(then)), commit=True)
+    assert calls == [True, True]  # the first event stepped the stored profile in place
+    assert [d.rejection.detail for d in result.dead_letters] == ["ValueError: bad"]
+    monkeypatch.undo()
+    expected = StoredTables()
+    expected.tables[CUSTOMERS][KEY] = stored_before
+    fold(expected, (KEY, EventMessage(then)), commit=True)
+    assert stored.state() == expected.state()  # as if the failed event never came
+    assert "e-failed" not in stored.state().seen_event_ids
+
+
+def test_a_profiles_second_event_in_a_batch_steps_a_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stored = StoredTables()
+    carted(stored)
+    real_step = fold_module.step
+    owned: list[bool] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        owned.append(kwargs["owned"])
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(fold_module, "step", recording)
+    fold(
+        stored, (KEY, EventMessage(event(event_id="e1"))), (KEY, EventMessage(event(event_id="e2")))
+    )
+    assert owned == [True, False]
+
+
 def test_an_undecodable_record_is_a_dead_letter_and_the_rest_of_the_batch_proceeds() -> None:
     result = fold(
         StoredTables(),

@@ -695,6 +695,11 @@ def _check_messages(result: StepResult) -> None:
         assert CATALOG.message_error("decision", decision.to_message()) is None, decision
 
 
+def _same_result(a: StepResult, b: StepResult) -> bool:
+    """Two step results equal field by field, the states byte for byte."""
+    return a.state.to_json() == b.state.to_json() and replace(a, state=b.state) == b
+
+
 def _check_result(expected: Expected, result: StepResult, now_ms: int) -> None:
     """The contact invariants on what one step or firing sent, at ``now_ms``."""
     _check_round_trip(result.state)
@@ -785,6 +790,8 @@ class Journey:
         result = step(state, event, now_ms, LIMITS, self.policy)
         if state is not None:
             assert state.to_json() == before, "step mutated its input"
+            handed_over = step(state.copy(), event, now_ms, LIMITS, self.policy, owned=True)
+            assert _same_result(handed_over, result), "an owned step differs from a copying one"
         if event.event_id in expected.seen:
             assert result.duplicate
             assert result.state.to_json() == before
