@@ -8,7 +8,8 @@ land on the partition being processed), ``partition_items`` and ``estimated_keys
 Patches (``patches/``, one module each): ``fetch_wait`` (a shorter consumer fetch wait),
 ``drain_loop`` (no record lost around a rebalance, and a fast delivery path),
 ``commit_guard`` (no commit over an owed offset), ``restore_loop`` (a faster table
-restore), ``idempotent_producer`` and ``send_guard`` (a failed write stops the worker).
+restore), ``bulk_restore`` (a far-behind table restored in write batches first),
+``idempotent_producer`` and ``send_guard`` (a failed write stops the worker).
 ``install(settings)`` installs them all.
 
 Each module names the upstream code it copies, replaces or relies on in ``UPSTREAM``;
@@ -27,10 +28,15 @@ upstream test lists what that upgrade has to review.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+
 from stream.config import Settings
 from stream.shell.faust.deliveries import DELIVERY_PATHS, deliveries
 from stream.shell.faust.partitions import group_by_partition, partition_context
 from stream.shell.faust.patches import (
+    bulk_restore,
     commit_guard,
     drain_loop,
     fetch_wait,
@@ -41,6 +47,7 @@ from stream.shell.faust.patches import (
 from stream.shell.faust.patches.send_guard import EXIT_WRITE_FAILED
 from stream.shell.faust.pinned import PINNED_FAUST, UnsupportedFaust
 from stream.shell.faust.stores import estimated_keys, partition_items
+from stream.shell.kafka_security import client_kwargs
 
 __all__ = [
     "DELIVERY_PATHS",
@@ -54,6 +61,25 @@ __all__ = [
     "partition_context",
     "partition_items",
 ]
+
+
+def restore_consumer(settings: Settings) -> Callable[[], AIOKafkaConsumer]:
+    """Consumers for the bulk restore: outside any group, the worker's broker and
+    security, committed records only (a transactional changelog's aborted ones skipped)."""
+
+    def create() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=settings.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a compacted log may start after offset 0
+            isolation_level="read_committed",
+            fetch_max_bytes=bulk_restore.FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=bulk_restore.PARTITION_FETCH_MAX_BYTES,
+            **client_kwargs(settings),
+        )
+
+    return create
 
 
 def install(settings: Settings) -> None:
@@ -71,5 +97,6 @@ def install(settings: Settings) -> None:
     drain_loop.install(fast=settings.fast_drain)
     commit_guard.install()
     restore_loop.install(fast=settings.fast_drain)
+    bulk_restore.install(settings.bulk_restore_min_records, restore_consumer(settings))
     idempotent_producer.install()
     send_guard.install(settings.fault_send)

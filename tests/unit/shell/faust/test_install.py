@@ -15,6 +15,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer
 from stream.config import load_settings
 from stream.shell.faust import PINNED_FAUST, UnsupportedFaust, install
 from stream.shell.faust.patches import (
+    bulk_restore,
     commit_guard,
     drain_loop,
     fetch_wait,
@@ -31,6 +32,7 @@ def installed() -> tuple[object, ...]:
         Consumer._drain_messages,
         Consumer._new_offset,
         Recovery._slurp_changelogs,
+        Recovery._build_offsets,
         Producer._settings_extra,
         Producer.send,
     )
@@ -45,13 +47,16 @@ def test_install_puts_every_patch_in_once_and_the_latest_knobs() -> None:
         drain_loop.drain_messages,
         commit_guard.new_offset,
         restore_loop.RESTORE_TASK,
+        bulk_restore.build_offsets,
         idempotent_producer.settings_extra,
         send_guard.guarded_send,
     )
-    install(replace(settings, fast_drain=False, fetch_max_wait_ms=20))
+    assert bulk_restore.options.min_records == settings.bulk_restore_min_records
+    install(replace(settings, fast_drain=False, fetch_max_wait_ms=20, bulk_restore_min_records=0))
     assert installed() == first  # not wrapped twice
     assert drain_loop.options.fast is restore_loop.options.fast is False
     assert fetch_wait.options.max_wait_ms == 20
+    assert bulk_restore.options.min_records == 0
     install(settings)
     assert drain_loop.options.fast is restore_loop.options.fast is True
     assert fetch_wait.options.max_wait_ms == settings.fetch_max_wait_ms
@@ -79,6 +84,7 @@ def test_the_same_fault_keeps_its_count_and_another_starts_afresh() -> None:
         ("drain_loop", lambda: drain_loop.install(True)),
         ("commit_guard", commit_guard.install),
         ("restore_loop", lambda: restore_loop.install(True)),
+        ("bulk_restore", lambda: bulk_restore.install(1, None)),
         ("idempotent_producer", idempotent_producer.install),
         ("send_guard", lambda: send_guard.install(None)),
     ],

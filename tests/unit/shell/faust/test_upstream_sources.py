@@ -71,6 +71,26 @@ RECORDED: dict[str, dict[str, str]] = {
             "1d2c7ea89a7ad4f1a216c1d51936e569162cd66bd56f889e13fd29c910b58eb0"
         ),
     },
+    "stream.shell.faust.patches.bulk_restore": {
+        "faust.tables.recovery.Recovery._build_offsets": (
+            "27eec86be06cb51f66dfd2572be2f9b41acd22c3570239bb5c554bd94e59a1d6"
+        ),
+        "faust.tables.recovery.Recovery._restart_recovery": (
+            "6bd8a8558a2dffe4c60b8150f23d721baa6b3d658367f911a3ad2187e20efc6f"
+        ),
+        "faust.stores.rocksdb.Store.persisted_offset": (
+            "6f2e502fb86043a1cf0adca5c2fffb197579db01b31dbba3b0415aaacc35a2ed"
+        ),
+        "faust.stores.rocksdb.Store.set_persisted_offset": (
+            "b4c811926678346ebb8c40486dbc46d0fbac2bbeaa592384bd955112556acf45"
+        ),
+        "faust.stores.rocksdb.Store.apply_changelog_batch": (
+            "ea3344d369fc4ab5e3cdace30565691136035a463acb7b2551fdc0b8af71643b"
+        ),
+        "faust.stores.rocksdb.Store._db_for_partition": (
+            "cb7e67d5f9efc4bced7b7ab09a55fe717c352daad5b693594e3f7ca52a98787f"
+        ),
+    },
     "stream.shell.faust.patches.restore_loop": {
         "faust.tables.recovery.Recovery._slurp_changelogs": (
             "7825c7e50f766d5ab0fd246b63420ea0dfcd732d005f1057cc9da656ff5d3967"
