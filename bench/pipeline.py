@@ -17,8 +17,10 @@ Rates count from the first record out to the last (startup excluded): outputs fo
 baselines, events stepped by the process agent (``journey_decision_seconds_count``) for
 the pipeline. For the pipeline it also reports the process agents' output flushes
 (``journey_output_flush_seconds``: outputs acknowledged before states are written) and
-their share of the agents' batch time. Writes
-bench/results/<date>-<machine>-pipeline.json and prints a table.
+their share of the agents' batch time, and, with py-spy (installed with the dev tools),
+the one-worker run's top functions by share of samples (``bench/profiling.py``;
+``--no-profile`` leaves it out). Writes bench/results/<date>-<machine>-pipeline.json and
+prints a table.
 
     .venv/bin/python bench/pipeline.py [--events 100000] [--customers 10000]
 """
@@ -42,6 +44,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchlib import write_results
+from profiling import Profile
 
 from stream.config import CHANNELS_IN
 from stream.shell.children import stop, wait_ready
@@ -260,8 +263,11 @@ def stepped(urls: list[str]) -> int:
     return count
 
 
-async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> dict[str, Any]:
-    """The full pipeline with ``workers`` worker processes over the preloaded traffic."""
+async def pipeline(
+    prefix: str, events: int, workers: int, timeout_s: float, profile: bool = False
+) -> dict[str, Any]:
+    """The full pipeline with ``workers`` worker processes over the preloaded traffic;
+    ``profile``: sample the first worker with py-spy while it works."""
     app_id = f"bench-pipe-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(
         subprocess.run,
@@ -280,10 +286,12 @@ async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> 
             urls.append(f"http://127.0.0.1:{port}")
         for process, url in zip(processes, urls, strict=True):
             await asyncio.to_thread(wait_ready, f"{url}/ready", process, 180.0)
+        sampler = Profile.start(processes[0].pid, WORK / f"{app_id}-w0.pyspy") if profile else None
         deadline = time.monotonic() + timeout_s
         while progress.done is None and time.monotonic() < deadline:
             progress.see(await asyncio.to_thread(stepped, urls))
             await asyncio.sleep(0.5)
+        profiled = await asyncio.to_thread(sampler.stop) if sampler else None
         flush = await asyncio.to_thread(flush_cost, urls)
         for n, url in enumerate(urls):  # kept beside the logs, to see what the workers did
             await asyncio.to_thread(save_metrics, url, WORK / f"{app_id}-w{n}.metrics")
@@ -295,6 +303,7 @@ async def pipeline(prefix: str, events: int, workers: int, timeout_s: float) -> 
         "events": progress.count,
         "events_per_s": progress.rate(),
         "output_flush": flush,
+        **({"profile": profiled} if profile else {}),
     }
 
 
@@ -468,7 +477,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             results["bare_faust"] = await baseline_faust(prefixes[0], args.events, args.timeout)
             print(f"B bare Faust: {results['bare_faust']}", flush=True)
         if "pipeline1" in only:
-            results["pipeline_1_worker"] = await pipeline(prefixes[0], args.events, 1, args.timeout)
+            results["pipeline_1_worker"] = await pipeline(
+                prefixes[0], args.events, 1, args.timeout, profile=not args.no_profile
+            )
             print(f"pipeline, 1 worker: {results['pipeline_1_worker']}", flush=True)
         if "pipeline2" in only:
             await preload(prefixes[1], traffic)
@@ -495,6 +506,9 @@ def main() -> None:
     parser.add_argument(
         "--only", default="", help=f"comma-separated subset of {','.join(VARIANTS)} (default all)"
     )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="no py-spy profile of the one-worker run"
+    )
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     if args.only:
@@ -513,7 +527,20 @@ def main() -> None:
                 f"{'':>20}  output flushes: {flush['flushes']:,}, mean {flush['mean_ms']} ms, "
                 f"{100 * (flush['share_of_process_time'] or 0):.0f}% of the process agents' time"
             )
+    print_profile((results.get("pipeline_1_worker") or {}).get("profile"))
     write_results("pipeline-partial" if args.only else "pipeline", results)
+
+
+def print_profile(profile: dict[str, Any] | None, top: int = 15) -> None:
+    """The one-worker run's top functions (py-spy), as the results file keeps them."""
+    if not profile or "error" in profile:
+        print(f"profile: {profile['error'] if profile else 'not taken (py-spy missing)'}")
+        return
+    print(f"one worker, py-spy ({profile['samples']:,} samples): inclusive / self")
+    for (name, share), (own_name, own) in zip(
+        profile["inclusive_percent"][:top], profile["self_percent"][:top], strict=False
+    ):
+        print(f"  {share:5.1f}% {name[:70]:<70} {own:5.1f}% {own_name[:70]}")
 
 
 if __name__ == "__main__":

@@ -34,11 +34,12 @@ from stream.shell import faust as faust_adaptations
 from stream.shell.api import add_api, census_total
 from stream.shell.condition_errors import ConditionErrors
 from stream.shell.faust import deliveries, estimated_keys
+from stream.shell.faust.state_writers import BatchedWriter, TableWriter, batched
 from stream.shell.kafka_security import broker_credentials, client_kwargs
 from stream.shell.lag import LagMonitor
 from stream.shell.metrics import Metrics
 from stream.shell.model_view import ModelView
-from stream.shell.outputs import Outputs
+from stream.shell.outputs import Outputs, StateWriter
 from stream.shell.policy_source import PolicySource
 from stream.shell.scheduler import Scheduler
 from stream.shell.steps import (
@@ -104,7 +105,7 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     metrics.consumer_deliveries = deliveries  # counted by the drain loop, process-wide
     topics, clock = settings.topics, settings.clock()
     tables = {name: _table(app, settings, name) for name in TABLES}
-    outputs = Outputs(app, topics, metrics, Tables(tables))
+    outputs = Outputs(app, topics, metrics, _state_writer(tables, settings))
     context = StepContext(settings, metrics, outputs, clock)
     model_view = ModelView(
         settings.broker, topics.model, metrics, settings.fetch_max_wait_ms, client_kwargs(settings)
@@ -187,6 +188,13 @@ def create_faust_app(settings: Settings) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
     )
+
+
+def _state_writer(tables: dict[str, Any], settings: Settings) -> StateWriter:
+    """RocksDB write batches after their changelog, where they can be; else Faust's tables."""
+    if batched(tables, settings.processing_guarantee, settings.batched_writes):
+        return BatchedWriter(tables)
+    return TableWriter(Tables(tables))
 
 
 def _internal(app: faust.App, settings: Settings, name: str) -> faust.TopicT:

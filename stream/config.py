@@ -439,6 +439,14 @@ class Settings:
         "(faust-streaming 0.15.3 only; `false` keeps Faust's race and restore; the offset "
         "continuity checks stay on either way)",
     )
+    batched_writes: bool = setting(
+        "JOURNEY_BATCHED_WRITES",
+        "true",
+        FLAG,
+        "write a batch's state as one RocksDB write batch per table and partition, its "
+        "changelog records sent with the outputs (RocksDB store, at_least_once only); "
+        "`false`: a put and a changelog record per change through Faust's tables",
+    )
     bulk_restore_min_records: int = setting(
         "JOURNEY_BULK_RESTORE_MIN_RECORDS",
         "10000",

@@ -9,9 +9,9 @@ Measured: the kill -9 test lost 1 to 18 actions in 3 of 6 runs without this. A c
 after the outputs and before the state re-reads the batch (its offsets are not
 committed) and sends again; senders drop the repeats by ``idempotency_key``.
 
-How state is written is ``StateWriter``'s business: today ``stream.core.stored.Tables``
-writes through Faust's tables (RocksDB plus a changelog record per write); a batched
-writer can replace it here.
+How state is written is the ``StateWriter``'s business (``stream.shell.faust.state_writers``):
+a writer may hand ``commit`` changelog records, which go out and are acknowledged with
+the outputs, and then gets the offset of each table's last one with its writes.
 """
 
 from __future__ import annotations
@@ -31,20 +31,29 @@ from stream.core.batch import BatchResult, Destination, Output, Writes
 from stream.core.dlq import SourcePosition, dlq_key, dlq_record
 from stream.core.events import Rejection
 from stream.shell.clock import wall_ms
-from stream.shell.faust import partition_context
+from stream.shell.faust.state_writers import ChangelogRecord
 from stream.shell.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
+Consumed = EventT[Any]  # a consumed record, as Faust hands it to an agent
+
+
 class StateWriter(Protocol):
     """Writes a batch's table changes (after its outputs are acknowledged)."""
 
-    def write(self, writes: Mapping[str, Writes]) -> None:
-        """Apply every table's writes: a value, or None to delete the key."""
+    def changelog(self, writes: Mapping[str, Writes], partition: int) -> list[ChangelogRecord]:
+        """The changelog records to send with the outputs of one partition's writes."""
+
+    def write(
+        self, writes: Mapping[str, Writes], source: Consumed, logged: Mapping[str, int]
+    ) -> None:
+        """Apply one partition's writes (a value, or None to delete the key); ``source``:
+        a record of that partition; ``logged``: per table, the offset of its last
+        changelog record."""
 
 
-Consumed = EventT[Any]  # a consumed record, as Faust hands it to an agent
 Delivery = Awaitable[Any]  # a send's acknowledgement by the broker (raises if it failed)
 Part = tuple[BatchResult, Sequence[Consumed]]  # a partition's result and its source records
 
@@ -111,13 +120,28 @@ class Outputs:
         written = [(result, source) for result, source in parts if result.has_writes()]
         if not written:
             return
+        changelogs = [
+            self.writer.changelog(result.writes, source[0].message.partition)
+            for result, source in written
+        ]
+        for records in changelogs:
+            deliveries.extend([await self._log(record) for record in records])
         acknowledged_started = time.perf_counter()
-        await asyncio.gather(*deliveries)  # a failed one has ended the worker (send_guard)
+        # A failed send has ended the worker (send_guard); the changelogs' come last.
+        acknowledged = await asyncio.gather(*deliveries)
         elapsed = time.perf_counter() - acknowledged_started
         self.metrics.output_flush.labels(step).observe(elapsed)
-        for result, source in written:
-            with partition_context(source[0]):
-                self.writer.write(result.writes)
+        metadata = iter(acknowledged[len(acknowledged) - sum(map(len, changelogs)) :])
+        for (result, source), records in zip(written, changelogs, strict=True):
+            logged: dict[str, int] = {}
+            for record in records:
+                logged[record.table] = max(logged.get(record.table, -1), next(metadata).offset)
+            self.writer.write(result.writes, source[0], logged)
+
+    async def _log(self, record: ChangelogRecord) -> Delivery:
+        """Send a changelog record to its table's partition."""
+        send = self.app.producer.send
+        return await send(record.topic, record.key, record.value, record.partition, None, None)
 
     async def _send_all(self, result: BatchResult, source: Sequence[Consumed]) -> list[Delivery]:
         """A result's outputs, then its dead letters; its notes go to the log."""

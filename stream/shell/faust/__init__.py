@@ -3,7 +3,9 @@ internals, and the patches that change them.
 
 Helpers: ``partition_context`` and ``group_by_partition`` (``partitions``: table writes
 land on the partition being processed), ``partition_items`` and ``estimated_keys``
-(``stores``: what a table holds locally), ``deliveries`` (the drain loop's counts).
+(``stores``: what a table holds locally), ``deliveries`` (the drain loop's counts),
+``state_writers`` (a batch's table changes: RocksDB write batches after their changelog
+records, or Faust's tables).
 
 Patches (``patches/``, one module each): ``fetch_wait`` (a shorter consumer fetch wait),
 ``drain_loop`` (no record lost around a rebalance, and a fast delivery path),

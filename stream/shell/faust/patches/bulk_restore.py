@@ -56,7 +56,8 @@ FETCH_MAX_BYTES = 64 * 1024 * 1024
 PARTITION_FETCH_MAX_BYTES = 16 * 1024 * 1024
 MAX_RECORDS = 20_000  # per getmany: one write batch per partition of it
 UNLOGGED = WriteOptions()
-UNLOGGED.disable_wal = True
+# A settable attribute (rocksdict's stub calls it a method).
+UNLOGGED.disable_wal = True  # type: ignore[method-assign,assignment]
 
 
 @dataclass

@@ -37,6 +37,26 @@ RECORDED: dict[str, dict[str, str]] = {
             "cb7e67d5f9efc4bced7b7ab09a55fe717c352daad5b693594e3f7ca52a98787f"
         ),
     },
+    "stream.shell.faust.state_writers": {
+        "faust.tables.base.Collection._on_changelog_sent": (
+            "60122c86a120d82cffa95da4c22323e12d67fa82f3112f08ac7f8edde7c47826"
+        ),
+        "faust.tables.base.Collection.send_changelog": (
+            "3dd3884e1b5fc0e1612bc688b83d9318a1805ddc49700d3b6b37bade73c3905d"
+        ),
+        "faust.stores.rocksdb.Store._set": (
+            "4227e561e288d9413bf663a3a67940fd4976f5484e70e49445858ce4d400d26e"
+        ),
+        "faust.stores.rocksdb.Store._del": (
+            "07f42ff3caefffddb002ba3c316120ee8a608a15021fa226fd8e9ba2635004a9"
+        ),
+        "faust.stores.rocksdb.Store._db_for_partition": (
+            "cb7e67d5f9efc4bced7b7ab09a55fe717c352daad5b693594e3f7ca52a98787f"
+        ),
+        "faust.stores.rocksdb.Store.set_persisted_offset": (
+            "b4c811926678346ebb8c40486dbc46d0fbac2bbeaa592384bd955112556acf45"
+        ),
+    },
     "stream.shell.faust.patches.fetch_wait": {
         "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
             "c2701bfc3e6f6cad95c2be36d6a255a86e2c57d18d36cc1082b5fb5c482d99d7"

@@ -17,6 +17,7 @@ from faust.streams import current_event
 
 from stream.config import Settings
 from stream.core.stored import Tables
+from stream.shell.faust.state_writers import TableWriter
 from stream.shell.metrics import Metrics
 from stream.shell.outputs import Outputs
 from stream.shell.steps import StepContext
@@ -26,22 +27,34 @@ NOW_MS = 1_795_428_000_000 + 3_600_000  # 11:00 in Paris: outside the default qu
 Entry = tuple[Any, ...]  # ("send", topic, key, value) | ("ack", ...) | ("write"/"delete", ...)
 
 
+@dataclass(frozen=True)
+class Acknowledged:
+    """What the broker answers a send with (aiokafka's RecordMetadata, the part we read)."""
+
+    topic: str
+    partition: int | None
+    offset: int
+
+
 class Delivery:
     """A send's acknowledgement: awaiting it is logged, as the broker would answer then."""
 
-    def __init__(self, log: list[Entry], topic: str, key: bytes | None) -> None:
-        self.log, self.topic, self.key = log, topic, key
+    def __init__(self, log: list[Entry], topic: str, key: bytes | None, ack: Acknowledged) -> None:
+        self.log, self.topic, self.key, self.ack = log, topic, key, ack
 
     def __await__(self) -> Any:
         self.log.append(("ack", self.topic, self.key))
-        return iter(())
+        return self.ack
+        yield  # a generator: awaiting it returns ``ack``
 
 
 class FakeProducer:
-    """Records sends and their acknowledgements, in order, into the shared log."""
+    """Records sends and their acknowledgements, in order, into the shared log; each
+    topic partition numbers its records from 0."""
 
     def __init__(self, log: list[Entry]) -> None:
         self.log = log
+        self.offsets: dict[tuple[str, int | None], int] = {}
 
     async def send(
         self,
@@ -52,9 +65,12 @@ class FakeProducer:
         timestamp: float | None,
         headers: Any,
     ) -> Delivery:
-        assert (partition, timestamp, headers) == (None, None, None)  # the partitioner decides
+        assert (timestamp, headers) == (None, None)
+        # The partitioner decides, but for a changelog record (its table's partition).
+        assert partition is None or topic.endswith("-changelog"), topic
         self.log.append(("send", topic, key, value))
-        return Delivery(self.log, topic, key)
+        offset = self.offsets[(topic, partition)] = self.offsets.get((topic, partition), -1) + 1
+        return Delivery(self.log, topic, key, Acknowledged(topic, partition, offset))
 
 
 class FakeApp:
@@ -162,7 +178,7 @@ class Worker:
             FakeApp(self.log),  # type: ignore[arg-type]
             self.settings.topics,
             self.metrics,
-            Tables(self.tables),
+            TableWriter(Tables(self.tables)),
         )
         return StepContext(self.settings, self.metrics, outputs, self.clock)  # type: ignore[arg-type]
 
