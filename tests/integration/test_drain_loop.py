@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import faust
 import pytest
@@ -44,7 +45,9 @@ async def committed(group: str, tp: TopicPartition) -> int | None:
         await consumer.stop()
 
 
-async def test_a_resume_rereads_what_it_cleared_from_a_never_committed_partition() -> None:
+async def test_a_resume_rereads_what_it_cleared_from_a_never_committed_partition(
+    tmp_path: Path,
+) -> None:
     name = f"it-drain-{uuid.uuid4().hex[:8]}"
     producer = AIOKafkaProducer(bootstrap_servers=BROKER, acks="all")
     await producer.start()
@@ -59,6 +62,7 @@ async def test_a_resume_rereads_what_it_cleared_from_a_never_committed_partition
         name,
         broker=f"kafka://{BROKER}",
         store="memory://",
+        datadir=str(tmp_path),  # not <name>-data in the working directory
         topic_partitions=1,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
