@@ -544,7 +544,28 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def main() -> None:
+def measure_size(
+    settings_env: dict[str, str],
+    changelog: str,
+    workdir: Path,
+    size: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The recoveries of ``size`` states: the worker's (bulk restore on), Faust's alone,
+    and a plain consumer's."""
+    timeout_s = args.timeout or 60.0 + size / 5_000
+    recovery = measure_recovery(settings_env, workdir, size, args.idle, timeout_s)
+    print(f"N={size:,}: worker {orjson.dumps(recovery).decode()}", flush=True)
+    faust_only = {**settings_env, "JOURNEY_BULK_RESTORE_MIN_RECORDS": "0"}
+    faust = measure_recovery(faust_only, workdir, size, args.idle, timeout_s, "-faust")
+    print(f"N={size:,}: worker, Faust's recovery only {orjson.dumps(faust).decode()}")
+    bulk = asyncio.run(bulk_restore(changelog, size, workdir / f"bulk-{size}", timeout_s))
+    print(f"N={size:,}: bulk restore {orjson.dumps(bulk).decode()}", flush=True)
+    shutil.rmtree(workdir / f"bulk-{size}", ignore_errors=True)
+    return {"recovery": recovery, "recovery_faust_only": faust, "bulk_restore": bulk}
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated state counts")
     parser.add_argument(
@@ -563,7 +584,11 @@ def main() -> None:
         help="longest wait for /ready in s (default: 60 + 1 s per 5,000 states)",
     )
     parser.add_argument("--keep", action="store_true", help="keep topics, data dirs and logs")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",")})
 
     run_id = uuid.uuid4().hex[:8]
@@ -602,24 +627,8 @@ def main() -> None:
                 f"({produce['records_per_s']:,}/s, {produce['mib_per_s']} MiB/s)",
                 flush=True,
             )
-            timeout_s = args.timeout or 60.0 + size / 5_000
-            recovery = measure_recovery(settings_env, workdir, size, args.idle, timeout_s)
-            print(f"N={size:,}: worker {orjson.dumps(recovery).decode()}", flush=True)
-            faust_only = {**settings_env, "JOURNEY_BULK_RESTORE_MIN_RECORDS": "0"}
-            faust = measure_recovery(faust_only, workdir, size, args.idle, timeout_s, "-faust")
-            print(f"N={size:,}: worker, Faust's recovery only {orjson.dumps(faust).decode()}")
-            bulk = asyncio.run(bulk_restore(changelog, size, workdir / f"bulk-{size}", timeout_s))
-            print(f"N={size:,}: bulk restore {orjson.dumps(bulk).decode()}", flush=True)
-            shutil.rmtree(workdir / f"bulk-{size}", ignore_errors=True)
-            rows.append(
-                {
-                    "states": size,
-                    "produce": produce,
-                    "recovery": recovery,
-                    "recovery_faust_only": faust,
-                    "bulk_restore": bulk,
-                }
-            )
+            rows.append({"states": size, "produce": produce})
+            rows[-1].update(measure_size(settings_env, changelog, workdir, size, args))
     finally:
         if args.keep:
             print(f"kept: topics {prefix}* and {app_id}-*, {workdir}")
@@ -628,28 +637,31 @@ def main() -> None:
             print(f"deleted {len(deleted)} topics")
             shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
-    write_results(
-        "scale",
-        {
-            "targets": {"states_per_worker": 1_000_000, "rss_mib": 1024, "recovery_per_s": 60_000},
-            "setup": {
-                "partitions": PARTITIONS,
-                "tables_filled": ["customers"],
-                "empty_worker_start_to_ready_s": empty_ready_s,
-                "template_events": args.events,
-                "value_bytes": value_bytes,
-                "wall_s": round(time.monotonic() - started, 1),
-            },
-            "runs": rows,
-            "versions": {
-                "faust-streaming": version("faust-streaming"),
-                "rocksdict": version("rocksdict"),
-                "aiokafka": version("aiokafka"),
-                "python": platform.python_version(),
-                "kafka": KAFKA_VERSION,
-            },
+    setup = {
+        "partitions": PARTITIONS,
+        "tables_filled": ["customers"],
+        "empty_worker_start_to_ready_s": empty_ready_s,
+        "template_events": args.events,
+        "value_bytes": value_bytes,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    write_results("scale", results(setup, rows))
+
+
+def results(setup: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results file: targets, setup, one row per size, versions."""
+    return {
+        "targets": {"states_per_worker": 1_000_000, "rss_mib": 1024, "recovery_per_s": 60_000},
+        "setup": setup,
+        "runs": rows,
+        "versions": {
+            "faust-streaming": version("faust-streaming"),
+            "rocksdict": version("rocksdict"),
+            "aiokafka": version("aiokafka"),
+            "python": platform.python_version(),
+            "kafka": KAFKA_VERSION,
         },
-    )
+    }
 
 
 if __name__ == "__main__":

@@ -113,19 +113,21 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     condition_errors = ConditionErrors(metrics.condition_errors)
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
     owned = lambda: owned_partitions(app, topics.customer_events)  # noqa: E731
-    process_tables = {name: tables[name] for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
+    # Steps read through the stores: a Faust table's ``get`` looks a key up twice (``in``,
+    # then the value), its store once. Writes go through the state writer.
+    process_tables = {name: tables[name].data for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
     steps: list[tuple[faust.TopicT, Step]] = [
         (app.topic(*topics.all_events), IngestStep(context, catalog)),
         (app.topic(topics.outcomes), OutcomesStep(context, catalog)),
         (
             _internal(app, settings, topics.identity_events),
-            ResolveStep(context, tables[ALIASES], policy),
+            ResolveStep(context, tables[ALIASES].data, policy),
         ),
         (
             _internal(app, settings, topics.customer_events),
             ProcessStep(context, process_tables, policy, model_view, index, condition_errors),
         ),
-        (_internal(app, settings, topics.learning), LearnStep(context, tables[PROPENSITY])),
+        (_internal(app, settings, topics.learning), LearnStep(context, tables[PROPENSITY].data)),
     ]
     for topic, step in steps:
         _add_agent(app, topic, step, settings)

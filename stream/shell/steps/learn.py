@@ -28,7 +28,7 @@ class LearnStep(PartitionedStep):
 
     def __init__(self, context: StepContext, propensity: Any) -> None:
         super().__init__(context)
-        self.table = propensity  # faust Table[bytes, bytes]: action -> row
+        self.table = propensity  # the propensity table's store (read only): action -> row
 
     def fold(self, partition: int, records: Sequence[Record]) -> BatchResult:
         """Count the partition's updates into their rows (``stream.core.intake``)."""

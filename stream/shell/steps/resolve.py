@@ -18,7 +18,7 @@ class ResolveStep(PartitionedStep):
 
     def __init__(self, context: StepContext, aliases: Any, policy: PolicySource) -> None:
         super().__init__(context)
-        self.aliases = aliases  # faust Table[bytes, bytes]
+        self.aliases = aliases  # the aliases table's store (read only; one lookup a get)
         self.policy_source = policy
         self.policy = policy.current
 
