@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from stream.config import Clock, Settings
 from stream.core.batch import BatchResult, Tally
-from stream.shell.faust import group_by_partition
+from stream.shell.faust import group_by_partition, partition_context
 from stream.shell.metrics import Metrics
 from stream.shell.outputs import Consumed, Outputs, Part
 
@@ -55,7 +55,9 @@ class PartitionedStep(Step):
     of its state is written).
 
     Folding every partition before writing any is safe: a key, and so everything a
-    fold reads, belongs to one partition.
+    fold reads, belongs to one partition. A fold runs with one of its partition's records
+    as Faust's current event, so its table reads go to that partition's database (without
+    one, a RocksDB store looks a key up in every partition it holds).
     """
 
     def before_batch(self) -> None:
@@ -74,7 +76,8 @@ class PartitionedStep(Step):
         folded = []
         for partition, events in group_by_partition(batch).items():
             records = [(event.message.key, event.message.value) for event in events]
-            folded.append((partition, self.fold(partition, records), events))
+            with partition_context(events[0]):
+                folded.append((partition, self.fold(partition, records), events))
         await self.commit([(result, events) for _, result, events in folded])
         for partition, result, _ in folded:
             self.after_commit(partition, result)

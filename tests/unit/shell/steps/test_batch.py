@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faust.streams import current_event
 
 from stream.core import fold, intake, routing
 from stream.core.batch import BatchResult, Tally
+from stream.core.fold import Record
 from stream.shell.metrics import Metrics
 from stream.shell.steps import Step, run_step
-from stream.shell.steps.batch import record_tally
-from tests.unit.shell.steps.fakes import Worker
+from stream.shell.steps.batch import PartitionedStep, record_tally
+from tests.unit.shell.steps.fakes import Worker, consumed
 
 FOLD_MODULES = (fold, intake, routing)
 
@@ -118,3 +120,26 @@ async def test_run_step_hands_every_batch_to_the_step_and_times_it() -> None:
     assert worker.sample("journey_batch_duration_seconds_count", {"agent": "recorder"}) == 2
     assert worker.sample("journey_events_duplicate_total") == 4  # commit records the tally
     assert worker.log == []  # nothing to send or write
+
+
+class PartitionRecorder(PartitionedStep):
+    """Records the partition of Faust's current event while each partition is folded."""
+
+    name = "partitions"
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(worker.context())
+        self.seen: list[tuple[int, int | None]] = []
+
+    def fold(self, partition: int, records: Sequence[Record]) -> BatchResult:
+        event = current_event()
+        self.seen.append((partition, None if event is None else event.message.partition))
+        return BatchResult()
+
+
+async def test_each_partition_is_folded_with_one_of_its_records_as_the_current_event() -> None:
+    step = PartitionRecorder(Worker())
+    batch = [consumed("t", b"{}", b"k", partition=p, offset=n) for n, p in enumerate((2, 0, 2))]
+    await step.handle(batch)
+    assert step.seen == [(2, 2), (0, 0)]  # a table read lands on the partition folded
+    assert current_event() is None  # and nothing is left behind
