@@ -126,17 +126,19 @@ class Outputs:
         ]
         for records in changelogs:
             deliveries.extend([await self._log(record) for record in records])
-        acknowledged_started = time.perf_counter()
-        # A failed send has ended the worker (send_guard); the changelogs' come last.
+        acknowledged = await self._acknowledged(deliveries, step)
+        logged = last_offsets(changelogs, acknowledged[len(deliveries) - _count(changelogs) :])
+        for (result, source), offsets in zip(written, logged, strict=True):
+            self.writer.write(result.writes, source[0], offsets)
+
+    async def _acknowledged(self, deliveries: list[Delivery], step: str) -> list[Any]:
+        """Wait for every delivery (timed); what the broker answered, in order.
+
+        A failed send has ended the worker (send_guard)."""
+        started = time.perf_counter()
         acknowledged = await asyncio.gather(*deliveries)
-        elapsed = time.perf_counter() - acknowledged_started
-        self.metrics.output_flush.labels(step).observe(elapsed)
-        metadata = iter(acknowledged[len(acknowledged) - sum(map(len, changelogs)) :])
-        for (result, source), records in zip(written, changelogs, strict=True):
-            logged: dict[str, int] = {}
-            for record in records:
-                logged[record.table] = max(logged.get(record.table, -1), next(metadata).offset)
-            self.writer.write(result.writes, source[0], logged)
+        self.metrics.output_flush.labels(step).observe(time.perf_counter() - started)
+        return acknowledged
 
     async def _log(self, record: ChangelogRecord) -> Delivery:
         """Send a changelog record to its table's partition."""
@@ -155,3 +157,22 @@ class Outputs:
         for level, line in result.notes:
             log.log(level, line)
         return deliveries
+
+
+def _count(changelogs: Sequence[Sequence[ChangelogRecord]]) -> int:
+    return sum(len(records) for records in changelogs)
+
+
+def last_offsets(
+    changelogs: Sequence[Sequence[ChangelogRecord]], acknowledged: Sequence[Any]
+) -> list[dict[str, int]]:
+    """Per part, the offset of each table's last changelog record; ``acknowledged``: the
+    broker's answers (RecordMetadata) to the records, in the same order."""
+    answers = iter(acknowledged)
+    logged = []
+    for records in changelogs:
+        offsets: dict[str, int] = {}
+        for record in records:
+            offsets[record.table] = max(offsets.get(record.table, -1), next(answers).offset)
+        logged.append(offsets)
+    return logged

@@ -158,6 +158,19 @@ class Deployment:
         finally:
             await producer.stop()
 
+    async def forget(self, customer_id: str) -> str:
+        """Run ``journey forget --customer`` (an erasure request); its output."""
+        forget = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "stream", "forget", "--customer", customer_id],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+        )
+        assert forget.returncode == 0, forget.stderr.decode()
+        return forget.stdout.decode()
+
     async def produce_raw(self, topic: str, values: list[bytes], key: bytes = b"raw") -> None:
         """Produce raw bytes (for malformed input)."""
         producer = AIOKafkaProducer(  # idempotent: a retried large request is written once

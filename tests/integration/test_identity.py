@@ -7,8 +7,6 @@ the 30-minute cart abandonment of the default policy passes in 15 seconds.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 
 from stream.config import Clock
 from stream.core.identity import hash_identifier, normalise_email
-from tests.integration.conftest import API_TOKEN, ROOT, Deployment, WorkerProcess, http_get
+from tests.integration.conftest import API_TOKEN, Deployment, WorkerProcess, http_get
 from tests.integration.events import BASE, event
 
 SPEED = 120.0
@@ -250,16 +248,7 @@ async def test_erasure_leaves_nothing_readable(
     d = deployment
     cid = "C400001"  # merged with an anonymous cookie in the first test
     assert w.customer(cid) is not None
-    forget = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "stream", "forget", "--customer", cid],
-        env=d.env,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-    )
-    assert forget.returncode == 0, forget.stderr.decode()
-    assert f"erased {cid}" in forget.stdout.decode()
+    assert f"erased {cid}" in await d.forget(cid)
     await d.wait_for(
         lambda: w.customer("anon:it-cookie-1") is None and alias(w, "anon:it-cookie-1") is None,
         what="the merged cookie's stub and alias deleted",

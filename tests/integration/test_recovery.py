@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import subprocess
-import sys
 from typing import Any
 
-from tests.integration.conftest import ROOT, Deployment, WorkerProcess
+from tests.integration.conftest import Deployment, WorkerProcess
 from tests.integration.events import event, order
 
 
@@ -51,6 +49,16 @@ async def restart_without_store(deployment: Deployment, worker: WorkerProcess, n
     await asyncio.to_thread(worker.start)
 
 
+async def keeps_working(deployment: Deployment, worker: WorkerProcess, cid: str) -> None:
+    """The recovered state keeps working: a second order is not a "first order" again."""
+    await deployment.produce("web", [order(cid, "O-second", "home")])
+    state = await deployment.wait_for(
+        lambda: (s := worker.customer(cid)) and s["orders"]["count"] == 2 and s,
+        what="second order applied on the recovered state",
+    )
+    assert state["stage"] == "engagement"
+
+
 async def test_state_is_recovered_from_the_changelog_after_the_local_store_is_deleted(
     deployment: Deployment,
 ) -> None:
@@ -67,14 +75,7 @@ async def test_state_is_recovered_from_the_changelog_after_the_local_store_is_de
         assert "journey_events_total{" not in worker.metrics()
         assert "Bulk restore" not in worker.log_path.read_text()
 
-        # The recovered state keeps working: a second order is not a "first order" again.
-        cid = customers[0]
-        await deployment.produce("web", [order(cid, "O-second", "home")])
-        state = await deployment.wait_for(
-            lambda: (s := worker.customer(cid)) and s["orders"]["count"] == 2 and s,
-            what="second order applied on recovered state",
-        )
-        assert state["stage"] == "engagement"
+        await keeps_working(deployment, worker, customers[0])
     finally:
         await asyncio.to_thread(worker.stop)
 
@@ -88,15 +89,7 @@ async def test_a_bulk_restore_rebuilds_the_same_state_with_deletions_applied(
     await asyncio.to_thread(worker.start)
     try:
         before = await build_states(deployment, worker, customers)
-        forget = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "stream", "forget", "--customer", erased],
-            env=deployment.env,
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
-        assert forget.returncode == 0, forget.stderr.decode()
+        await deployment.forget(erased)
         await deployment.wait_for(lambda: worker.customer(erased) is None, what="erasure")
 
         worker.env["JOURNEY_BULK_RESTORE_MIN_RECORDS"] = "1"  # every partition behind
@@ -112,12 +105,6 @@ async def test_a_bulk_restore_rebuilds_the_same_state_with_deletions_applied(
 
         # Faust's recovery started after what the bulk restore wrote, and went on from
         # there: new events apply to the restored state.
-        cid = customers[0]
-        await deployment.produce("web", [order(cid, "O-second", "home")])
-        state = await deployment.wait_for(
-            lambda: (s := worker.customer(cid)) and s["orders"]["count"] == 2 and s,
-            what="second order applied on the bulk-restored state",
-        )
-        assert state["stage"] == "engagement"
+        await keeps_working(deployment, worker, customers[0])
     finally:
         await asyncio.to_thread(worker.stop)
