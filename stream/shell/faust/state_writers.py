@@ -60,7 +60,7 @@ class TableWriter:
         self.tables = tables
 
     def changelog(self, writes: Mapping[str, Writes], partition: int) -> list[ChangelogRecord]:
-        """None: Faust's tables send their own changelog records."""
+        """No records: Faust's tables send their own changelog records."""
         return []
 
     def write(self, writes: Mapping[str, Writes], source: Any, logged: Mapping[str, int]) -> None:
