@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 SAMPLE_RATE = 100  # per second: enough for shares of a percent over tens of seconds
 PREFIXES = ("site-packages/", str(Path(__file__).resolve().parents[1]) + "/", "lib/python3.11/")
@@ -32,6 +32,7 @@ class Profile:
 
     process: subprocess.Popen[bytes]
     path: Path
+    log: IO[bytes]  # py-spy's own output
 
     @classmethod
     def start(cls, pid: int, path: Path) -> Profile | None:
@@ -42,7 +43,7 @@ class Profile:
         args = [executable, "record", "--pid", str(pid), "--format", "raw"]
         args += ["--rate", str(SAMPLE_RATE), "--output", str(path), "--nonblocking"]
         log = path.with_suffix(".log").open("wb")
-        return cls(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), path)
+        return cls(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT), path, log)
 
     def stop(self) -> dict[str, Any]:
         """Stop sampling (py-spy writes its file on SIGINT) and summarise it."""
@@ -52,6 +53,7 @@ class Profile:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
         if not self.path.exists():
             return {"error": f"py-spy wrote nothing; see {self.path.with_suffix('.log')}"}
         return summarise(self.path)
