@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from stream.shell.children import stop
+
 SAMPLE_RATE = 100  # per second: enough for shares of a percent over tens of seconds
 PREFIXES = ("site-packages/", str(Path(__file__).resolve().parents[1]) + "/", "lib/python3.11/")
 
@@ -47,12 +49,7 @@ class Profile:
 
     def stop(self) -> dict[str, Any]:
         """Stop sampling (py-spy writes its file on SIGINT) and summarise it."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop(self.process, sig=signal.SIGINT)
         self.log.close()
         if not self.path.exists():
             return {"error": f"py-spy wrote nothing; see {self.path.with_suffix('.log')}"}

@@ -113,23 +113,9 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     condition_errors = ConditionErrors(metrics.condition_errors)
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
     owned = lambda: owned_partitions(app, topics.customer_events)  # noqa: E731
-    # Steps read through the stores: a Faust table's ``get`` looks a key up twice (``in``,
-    # then the value), its store once. Writes go through the state writer.
     process_tables = {name: tables[name].data for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
-    steps: list[tuple[faust.TopicT, Step]] = [
-        (app.topic(*topics.all_events), IngestStep(context, catalog)),
-        (app.topic(topics.outcomes), OutcomesStep(context, catalog)),
-        (
-            _internal(app, settings, topics.identity_events),
-            ResolveStep(context, tables[ALIASES].data, policy),
-        ),
-        (
-            _internal(app, settings, topics.customer_events),
-            ProcessStep(context, process_tables, policy, model_view, index, condition_errors),
-        ),
-        (_internal(app, settings, topics.learning), LearnStep(context, tables[PROPENSITY].data)),
-    ]
-    for topic, step in steps:
+    process = ProcessStep(context, process_tables, policy, model_view, index, condition_errors)
+    for topic, step in _steps(app, context, catalog, tables, policy, process):
         _add_agent(app, topic, step, settings)
     scheduler = Scheduler(index, tables[DUE], clock, metrics, outputs.send, owned)
     _add_tasks(app, settings, metrics, model_view, scheduler)
@@ -151,6 +137,32 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
         owned,
     )
     return journey
+
+
+def _steps(
+    app: faust.App,
+    context: StepContext,
+    catalog: SchemaCatalog,
+    tables: dict[str, Any],
+    policy: PolicySource,
+    process: ProcessStep,
+) -> list[tuple[faust.TopicT, Step]]:
+    """Each step with the topic it reads.
+
+    Steps read through the tables' stores: a Faust table's ``get`` looks a key up twice
+    (``in``, then the value), its store once. They write through the state writer.
+    """
+    settings, topics = context.settings, context.settings.topics
+    return [
+        (app.topic(*topics.all_events), IngestStep(context, catalog)),
+        (app.topic(topics.outcomes), OutcomesStep(context, catalog)),
+        (
+            _internal(app, settings, topics.identity_events),
+            ResolveStep(context, tables[ALIASES].data, policy),
+        ),
+        (_internal(app, settings, topics.customer_events), process),
+        (_internal(app, settings, topics.learning), LearnStep(context, tables[PROPENSITY].data)),
+    ]
 
 
 def create_faust_app(settings: Settings) -> faust.App:

@@ -28,11 +28,15 @@ def wait_ready(
     raise SystemExit(f"worker not ready after {timeout_s:.0f} s{where}")
 
 
-def stop(process: subprocess.Popen[bytes] | None, timeout_s: float = 30.0) -> bool:
-    """SIGTERM, then SIGKILL after ``timeout_s``; returns False if it was not running."""
+def stop(
+    process: subprocess.Popen[bytes] | None,
+    timeout_s: float = 30.0,
+    sig: signal.Signals = signal.SIGTERM,
+) -> bool:
+    """``sig`` (SIGTERM), then SIGKILL after ``timeout_s``; False if it was not running."""
     if process is None or process.poll() is not None:
         return False
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     try:
         process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
