@@ -197,11 +197,11 @@ def reduce(state: CustomerState, event: Event, limits: Limits, *, owned: bool = 
     """
     if event.event_id in state.seen_event_ids:
         return Reduction(state=state, duplicate=True)
+    orders_before = state.orders["count"]  # before ``new``, which may be ``state``
     new = state if owned else state.copy()
     _remember(new, event, limits)
     _apply_context(new, event)
     _APPLY.get(event.type, _ignore)(new, event)
-    orders_before = state.orders["count"]
     to_stage = next_stage(Stage(new.stage), event.type, new.orders["count"], len(new.open_cases))
     stage_change = None
     if to_stage.value != new.stage:

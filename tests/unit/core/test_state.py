@@ -1,3 +1,5 @@
+import pytest
+
 from stream.core.state import Limits, new_state, reduce
 from tests.unit.core.conftest import T0, build_event
 
@@ -64,11 +66,13 @@ def test_order_clears_cart_and_counts_revenue() -> None:
     assert state.orders["last_category"] == "shoes"
 
 
-def test_stage_transitions_are_recorded_with_the_event() -> None:
+@pytest.mark.parametrize("owned", [False, True], ids=["copied", "owned"])
+def test_stage_transitions_are_recorded_with_the_event(owned: bool) -> None:
     cart = build_event("add_to_cart", properties={"product_id": "a", "price": 1.0}, at_ms=T0 + 1)
     order = build_event("order_completed", properties={"order_id": "o", "value": 1.0}, at_ms=T0 + 2)
     state = apply(build_event("page_view", properties={"url": "/"}, at_ms=T0), cart)
-    result = reduce(state, order, LIMITS)
+    result = reduce(state, order, LIMITS, owned=owned)
+    assert (result.state is state) is owned
     assert result.stage_change is not None
     assert (result.stage_change.from_stage, result.stage_change.to_stage) == (
         "acquisition",
