@@ -110,9 +110,9 @@ class Outputs:
 
         ``parts``: the batch's results, one per source partition with that partition's
         records. One wait covers them all: for the acknowledgement of the batch's own
-        sends, not of everything the producer holds for other steps. Each part's writes
-        then go to its own partition (Faust writes a table's changelog to the current
-        event's partition).
+        sends (and of the changelog records the state writer hands over), not of
+        everything the producer holds for other steps. Each part's writes then go to its
+        own partition.
         """
         deliveries: list[Delivery] = []
         for result, source in parts:
@@ -124,10 +124,9 @@ class Outputs:
             self.writer.changelog(result.writes, source[0].message.partition)
             for result, source in written
         ]
-        for records in changelogs:
-            deliveries.extend([await self._log(record) for record in records])
-        acknowledged = await self._acknowledged(deliveries, step)
-        logged = last_offsets(changelogs, acknowledged[len(deliveries) - _count(changelogs) :])
+        logs = [await self._log(record) for records in changelogs for record in records]
+        acknowledged = await self._acknowledged([*deliveries, *logs], step)
+        logged = last_offsets(changelogs, acknowledged[len(deliveries) :])
         for (result, source), offsets in zip(written, logged, strict=True):
             self.writer.write(result.writes, source[0], offsets)
 
@@ -157,10 +156,6 @@ class Outputs:
         for level, line in result.notes:
             log.log(level, line)
         return deliveries
-
-
-def _count(changelogs: Sequence[Sequence[ChangelogRecord]]) -> int:
-    return sum(len(records) for records in changelogs)
 
 
 def last_offsets(

@@ -23,11 +23,11 @@ from typing import Any
 
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.base import Collection
-from rocksdict import WriteBatch
 
 from stream.core.batch import Writes
 from stream.core.stored import Tables
 from stream.shell.faust.partitions import partition_context
+from stream.shell.faust.stores import write_batch
 
 #: The Faust code ``BatchedWriter`` stands in for or relies on (hashed in the upstream
 #: test): a table's changelog send and its persisted offset, the store's put and
@@ -89,17 +89,8 @@ class BatchedWriter:
         the last of its changelog records, acknowledged."""
         partition = source.message.partition
         for name, changes in writes.items():
-            if not changes:
-                continue
-            store = self.stores[name]
-            batch = WriteBatch(raw_mode=True)
-            for key, value in changes.items():
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
-            batch.put(store.offset_key, str(logged[name]).encode())
-            store._db_for_partition(partition).write(batch)
+            if changes:
+                write_batch(self.stores[name], partition, changes.items(), logged[name])
 
 
 def batched(tables: Mapping[str, Any], guarantee: str, enabled: bool) -> bool:

@@ -1,4 +1,5 @@
-"""What a table holds locally, read from its store: every item of a partition, a key count.
+"""What a table holds locally, read from its store: every item of a partition, a key
+count; and ``write_batch``, the one way our code writes a RocksDB store.
 
 Reads the RocksDB store's per-partition databases (``Store._dbs``) directly. The memory
 store of unit tests has no partitions: there every item belongs to every partition.
@@ -6,10 +7,11 @@ store of unit tests has no partitions: there every item belongs to every partiti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from faust.stores.rocksdb import Store as RocksDBStore
+from rocksdict import WriteBatch, WriteOptions
 
 #: The Faust code these helpers read around; hashed in the upstream test.
 UPSTREAM = (RocksDBStore._visible_items, RocksDBStore._db_for_partition)
@@ -45,3 +47,23 @@ def estimated_keys(table: Any, partitions: set[int]) -> int:
         if db is not None:
             total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
     return total
+
+
+def write_batch(
+    store: Any,
+    partition: int,
+    changes: Iterable[tuple[bytes, bytes | None]],
+    offset: int,
+    options: WriteOptions | None = None,
+) -> None:
+    """One RocksDB write batch into a partition's database of a RocksDB store: the
+    changes (None deletes the key) and the changelog offset they reach, under Faust's
+    persisted-offset key, so the data and the offset change together."""
+    batch = WriteBatch(raw_mode=True)
+    for key, value in changes:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    batch.put(store.offset_key, str(offset).encode())
+    store._db_for_partition(partition).write(batch, options)

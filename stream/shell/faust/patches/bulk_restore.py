@@ -34,9 +34,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.recovery import Recovery
-from rocksdict import WriteBatch, WriteOptions
+from rocksdict import WriteOptions
 
 from stream.shell.faust.pinned import require_pinned_faust
+from stream.shell.faust.stores import write_batch
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +150,8 @@ def _write(store: RocksDBStore, tp: Any, messages: list[Any]) -> None:
     part of one, and the offset goes with them; ``restore`` flushes at its end, before
     Faust writes anything logged on top (which a crash would otherwise replay over a gap).
     """
-    batch = WriteBatch(raw_mode=True)
-    for message in messages:
-        if message.value is None:
-            batch.delete(message.key)
-        else:
-            batch.put(message.key, message.value)
-    batch.put(store.offset_key, str(messages[-1].offset).encode())
-    store._db_for_partition(tp.partition).write(batch, UNLOGGED)
+    changes = ((message.key, message.value) for message in messages)
+    write_batch(store, tp.partition, changes, messages[-1].offset, UNLOGGED)
 
 
 async def build_offsets(self: Any, consumer: Any, tps: Any, destination: Any, title: str) -> None:
