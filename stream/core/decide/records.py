@@ -50,6 +50,20 @@ class TriggerRef:
 
 
 @dataclass(frozen=True, slots=True)
+class JourneyRef:
+    """The journey step a decision or action belongs to: journey, pinned version, node, run."""
+
+    journey: str
+    version: str
+    node: str
+    run: str
+
+    def to_message(self) -> dict[str, str]:
+        """JSON form used in actions and decision records."""
+        return {"id": self.journey, "version": self.version, "node": self.node, "run": self.run}
+
+
+@dataclass(frozen=True, slots=True)
 class Scores:
     """The arbitration terms of a candidate: priority = propensity x context x value x lever."""
 
@@ -95,6 +109,7 @@ class Action:
     payload: dict[str, Any] = field(default_factory=dict)
     group: str = "treatment"  # control: decided for the control group, never sent
     variant: str = ""  # "experiment=variant" when the action is under an experiment
+    journey: JourneyRef | None = None  # the journey step that sent it, if any
 
     def to_message(self) -> dict[str, Any]:
         """The action message as schemas/action.schema.json describes it."""
@@ -119,6 +134,8 @@ class Action:
         if self.variant:
             name, _, variant = self.variant.partition("=")
             message["experiment"] = {"name": name, "variant": variant}
+        if self.journey is not None:
+            message["journey"] = self.journey.to_message()
         return message
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +146,14 @@ class Action:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Action:
         """Inverse of ``to_dict``."""
-        return cls(**{**data, "trigger": TriggerRef(**data["trigger"])})
+        journey = data.get("journey")
+        return cls(
+            **{
+                **data,
+                "trigger": TriggerRef(**data["trigger"]),
+                "journey": JourneyRef(**journey) if journey else None,
+            }
+        )
 
     def to_contact(self) -> dict[str, Any]:
         """The entry this action leaves in the customer's contact history."""
@@ -147,6 +171,7 @@ class Action:
             "stage": self.stage,
             "group": self.group,
             **({"variant": self.variant} if self.variant else {}),
+            **({"journey": self.journey.journey} if self.journey else {}),
         }
 
 
@@ -207,6 +232,7 @@ class Decision:
     group: str = "treatment"  # the customer's holdout group
     held_out: tuple[Action, ...] = ()  # chosen for a control-group customer, never sent
     strategy: str = ""  # the learning strategy that scored the candidates
+    journey: JourneyRef | None = None  # the journey step that asked, if any
 
     def to_message(self) -> dict[str, Any]:
         """The decision record as schemas/decision.schema.json describes it."""
@@ -222,6 +248,7 @@ class Decision:
             "chosen_channel": self.actions[0].channel if self.actions else None,
             "group": self.group,
             **({"strategy": self.strategy} if self.strategy else {}),
+            **({"journey": self.journey.to_message()} if self.journey else {}),
         }
 
 
