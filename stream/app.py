@@ -303,7 +303,8 @@ def _gauges(
         partitions = owned()
         if partitions is None:
             return
-        metrics.set_census(*census.totals([census_total(tables[CENSUS], partitions)]))
+        total = census_total(tables[CENSUS], partitions)
+        metrics.set_census(*census.totals([total]), census.runs_at(total))
         for name in GAUGED_TABLES:
             metrics.table_keys.labels(name).set(estimated_keys(tables[name], partitions))
 

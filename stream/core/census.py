@@ -31,7 +31,48 @@ def summary(state: object) -> Counter[str]:
         counts[f"timer:{name}"] += 1
     if state.held:
         counts["held"] += len(state.held)
+    for run in state.journeys.values():
+        counts[at_node(run["version"], run["node"])] += 1
     return counts
+
+
+def at_node(version: str, node: str) -> str:
+    """The census key counting the runs of a journey version at a node now."""
+    return f"at:{version}|{node}"
+
+
+def journey_move(version: str, node: str, move: str, detail: str, group: str) -> str:
+    """The census key counting, for ever, a move of a journey run (see ``JourneyCount``)."""
+    return f"run:{version}|{node}|{move}|{detail}|{group}"
+
+
+def runs_at(total: Mapping[str, int]) -> dict[tuple[str, str], int]:
+    """Runs now at each (journey version, node)."""
+    found = {}
+    for key, count in total.items():
+        if key.startswith("at:"):
+            version, _, node = key.removeprefix("at:").partition("|")
+            found[(version, node)] = int(count)
+    return found
+
+
+def journey_moves(total: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Every journey move counted: [{"version", "node", "move", "detail", "group", "count"}]."""
+    found = []
+    for key, count in total.items():
+        if key.startswith("run:"):
+            version, node, move, detail, group = key.removeprefix("run:").split("|")
+            found.append(
+                {
+                    "version": version,
+                    "node": node,
+                    "move": move,
+                    "detail": detail,
+                    "group": group,
+                    "count": int(count),
+                }
+            )
+    return found
 
 
 def delta(before: object, after: object) -> Counter[str]:

@@ -240,7 +240,8 @@ class _PartitionFold:
             )
             return
         started = self.context.stopwatch()
-        result = observe(state, outcome, self.context.policy)
+        context = self.context
+        result = observe(state, outcome, context.policy, context.now_ms, context.model)
         self._timed("outcome", started)
         status = result.outcome.value if result.outcome else "applied"
         self.result.tally.count("outcomes", outcome.channel, outcome.outcome, status)
@@ -268,6 +269,10 @@ class _PartitionFold:
             tally.count("timers_fired", timer.name)
         for action in result.held:
             tally.count("actions_held", action.channel)
+        for move in result.journeys:
+            labels = (move.journey, move.version, move.node, move.what, move.detail, move.group)
+            tally.count("journey_moves", *labels)
+            self.flows[census.journey_move(*labels[1:])] += 1
         for decision in result.decisions:
             self._explain(key, decision, result)
         for action in result.to_send:

@@ -15,7 +15,7 @@ action sent, a success per rewarded outcome, an exposure per decided marketing a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stream.core.decide import (
@@ -26,10 +26,14 @@ from stream.core.decide import (
     decide_event,
     decide_timer,
 )
+from stream.core.decide.conditions import Evaluator
+from stream.core.decide.engine import decide_actions
 from stream.core.decide.holdout import HoldoutPolicy
+from stream.core.decide.records import JourneyRef, TriggerRef
 from stream.core.events import Event
 from stream.core.holds import hold, release_due
 from stream.core.identity import tokens
+from stream.core.journeys.runs import JourneyCount, TriggerFor, on_clock, on_event, on_outcome
 from stream.core.outcomes import Outcome, OutcomeStatus, apply_outcome
 from stream.core.propensity import EMPTY_MODEL, LearningUpdate, PropensityModel, UpdateKind
 from stream.core.resolve import bounded_links
@@ -53,6 +57,7 @@ class StepResult:
     unlinks: tuple[str, ...] = ()  # tokens evicted from it (over the identifier limit)
     learning: tuple[LearningUpdate, ...] = ()  # counts for the learned model, by action
     outcome: OutcomeStatus | None = None  # what became of an outcome (``observe``)
+    journeys: tuple[JourneyCount, ...] = ()  # what the journey runs did
 
     @property
     def decision(self) -> Decision | None:
@@ -86,30 +91,59 @@ def step(
         updated, event, policy.timers, now_ms, lambda c: conditions().holds(c)
     )
     conversions = _attribute_conversion(updated, event, policy.holdout)
+    journeys = _JourneyDecider(updated, policy, now_ms, model)
+    moved = on_event(updated, event, policy, now_ms, journeys, journeys.conditions)
+    if moved:  # the always-on actions see the journeys' state and contacts
+        conditions = condition_context(updated, event, policy, now_ms)
     decision = decide_event(updated, event, policy, now_ms, conditions, model)
-    decisions = (decision,) if decision is not None else ()
-    send, held = _record(updated, decisions, now_ms)
+    decisions = (*moved.decisions, *((decision,) if decision is not None else ()))
+    send, held = _record(updated, decisions[len(moved.decisions) :], now_ms)
     seen = [t for t in tokens(event.identifiers) if t != updated.customer_key]
     updated.linked, links, unlinks = bounded_links(
         updated.linked, seen, policy.identity.max_identifiers
     )
+    send = (*journeys.send, *send)
     return StepResult(
         updated,
         stage_change=reduction.stage_change,
         decisions=decisions,
         to_send=send,
-        held=held,
+        held=(*journeys.held, *held),
         timer_updates=tuple(timer_updates),
         links=tuple(links),
         unlinks=tuple(unlinks),
         learning=(*conversions, *_learned(decisions, send, policy.holdout)),
+        journeys=tuple(moved.counts),
     )
 
 
-def observe(state: CustomerState, outcome: Outcome, policy: Policy) -> StepResult:
-    """Record a sender's outcome on the customer's contact (affinity, fatigue, consent)."""
+def observe(
+    state: CustomerState,
+    outcome: Outcome,
+    policy: Policy,
+    now_ms: int | None = None,
+    model: PropensityModel = EMPTY_MODEL,
+) -> StepResult:
+    """Record a sender's outcome on the customer's contact (affinity, fatigue, consent);
+    a journey run waiting for it moves on (given the clock, ``now_ms``)."""
     result = apply_outcome(state, outcome, policy)
-    return StepResult(result.state, outcome=result.status, learning=result.learning)
+    waiting = any(run.get("last_action") == outcome.action_id for run in state.journeys.values())
+    if now_ms is None or result.status is not OutcomeStatus.APPLIED or not waiting:
+        return StepResult(result.state, outcome=result.status, learning=result.learning)
+    updated = result.state if result.state is not state else state.copy()
+    journeys = _JourneyDecider(updated, policy, now_ms, model)
+    moved = on_outcome(
+        updated, outcome.action_id, outcome.outcome, policy, now_ms, journeys, journeys.conditions
+    )
+    return StepResult(
+        updated,
+        outcome=result.status,
+        decisions=tuple(moved.decisions),
+        to_send=tuple(journeys.send),
+        held=tuple(journeys.held),
+        learning=(*result.learning, *_learned(moved.decisions, journeys.send, policy.holdout)),
+        journeys=tuple(moved.counts),
+    )
 
 
 def fire(
@@ -129,6 +163,11 @@ def fire(
     send: list[Action] = list(release.to_send)
     held: list[Action] = list(release.held_again)
     fired = pop_due(updated, now_ms)
+    journeys = _JourneyDecider(updated, policy, now_ms, model)
+    moved = on_clock(updated, policy, now_ms, journeys, journeys.conditions)
+    decisions.extend(moved.decisions)
+    send.extend(journeys.send)
+    held.extend(journeys.held)
     for timer in fired:
         decision = decide_timer(
             updated, timer.to_event(updated.customer_key), policy, now_ms, model
@@ -148,7 +187,46 @@ def fire(
         fired=tuple(fired),
         # release records are not new decisions: their exposure was counted when decided
         learning=_learned(decisions[len(release.records) :], send, policy.holdout),
+        journeys=tuple(moved.counts),
     )
+
+
+class _JourneyDecider:
+    """Decides a journey step's actions and records their contacts on the state at once,
+    so the caps of the next decision see them; collects what to send and what to hold."""
+
+    def __init__(
+        self, state: CustomerState, policy: Policy, now_ms: int, model: PropensityModel
+    ) -> None:
+        self.state = state
+        self.policy = policy
+        self.now_ms = now_ms
+        self.model = model
+        self.send: list[Action] = []
+        self.held: list[Action] = []
+
+    def conditions(self, event: Event) -> Callable[[], Evaluator]:
+        """The CEL evaluator of ``event`` on the state as it is now."""
+        return condition_context(self.state, event, self.policy, self.now_ms)
+
+    def __call__(
+        self, action_ids: tuple[str, ...], event: Event, trigger: TriggerFor, step: JourneyRef
+    ) -> Decision:
+        decision = decide_actions(
+            self.state,
+            event,
+            action_ids,
+            self.policy,
+            self.now_ms,
+            self.conditions(event),
+            self.model,
+            TriggerRef(trigger.event_id, trigger.type, trigger.channel),
+            step,
+        )
+        send, held = _record(self.state, (decision,), self.now_ms)
+        self.send.extend(send)
+        self.held.extend(held)
+        return decision
 
 
 def _record(

@@ -89,6 +89,12 @@ class CustomerState:
     # Identity: tokens linked to this profile (oldest first), links refused as conflicts.
     linked: list[str] = field(default_factory=list)
     identity_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # Journeys (stream/core/journeys/runs.py): the active run of each journey, by id;
+    # per journey, what ended the last run and when (re-entry); the entry conditions
+    # that held at the last event (a condition entry fires when one becomes true).
+    journeys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    journey_ends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    journey_conditions: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         """The stored form (orjson serialises the dataclass natively)."""
@@ -113,6 +119,7 @@ class CustomerState:
         """The earliest deadline of a pending timer or held action, or None."""
         dues = [int(t["due_ms"]) for t in self.timers.values()]
         dues.extend(int(h["due_ms"]) for h in self.held)
+        dues.extend(int(run["due_ms"]) for run in self.journeys.values())
         return min(dues, default=None)
 
     def has_consent(self, channel: str) -> bool:

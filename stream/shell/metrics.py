@@ -46,6 +46,7 @@ class Metrics:
         self._add_learning(self.registry)
         self._add_decision_latency(self.registry)
         self._add_census(self.registry)
+        self._add_journeys(self.registry)
         self._add_consumer(self.registry)
 
     def _add_ingest(self, r: CollectorRegistry) -> None:
@@ -264,6 +265,23 @@ class Metrics:
             registry=r,
         )
 
+    def _add_journeys(self, r: CollectorRegistry) -> None:
+        """Journey runs: every move, and the runs now at each node."""
+        self.journey_moves = Counter(
+            "journey_run_moves_total",
+            "Moves of journey runs: entered, edge (detail: its label), suppressed (detail: "
+            "the reason), exited (detail: the reason), converted; by journey, pinned version, "
+            "node and holdout group",
+            ["journey", "version", "node", "move", "detail", "group"],
+            registry=r,
+        )
+        self.journey_runs = Gauge(
+            "journey_runs_active",
+            "Journey runs now at each node (waiting there), in the partitions this worker owns",
+            ["journey", "version", "node"],
+            registry=r,
+        )
+
     def _add_census(self, r: CollectorRegistry) -> None:
         """Customers, pending timers and held actions in this worker's partitions."""
         self.customers = Gauge(
@@ -333,8 +351,17 @@ class Metrics:
                 self.uplift_exposures.labels(action, group)
                 self.uplift_conversions.labels(action, group)
 
-    def set_census(self, stages: dict[str, int], timers: dict[str, int], held: int) -> None:
+    def set_census(
+        self,
+        stages: dict[str, int],
+        timers: dict[str, int],
+        held: int,
+        runs: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         """Replace the census gauges with this worker's current counts."""
+        self.journey_runs.clear()
+        for (version, node), count in (runs or {}).items():
+            self.journey_runs.labels(version.partition("@")[0], version, node).set(count)
         self.customers.clear()
         for stage, count in stages.items():
             self.customers.labels(stage).set(count)

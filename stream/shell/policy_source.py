@@ -1,6 +1,8 @@
 """The worker's current policy: loaded at start, reloaded on SIGHUP or file change.
 
 A reload that fails keeps the last good policy (and says why in the log and metrics).
+A reload keeps the journey versions of the policies before it: a run is pinned to the
+version it entered.
 Reloads happen on the event loop between micro-batches, so no event is dropped and a
 batch is decided under one policy.
 """
@@ -44,7 +46,8 @@ class PolicySource:
         if policy.version == self.current.version:
             return False
         log.info("policy reloaded: %s -> %s", self.current.version, policy.version)
-        self.current = policy
+        # customers already in a journey finish the version they entered
+        self.current = policy.with_earlier_versions(self.current)
         return True
 
     def reload_if_changed(self) -> bool:

@@ -21,6 +21,7 @@ I/O; the Thompson draws are seeded by the decision.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,7 @@ from stream.core.decide.records import (
     Action,
     Candidate,
     Decision,
+    JourneyRef,
     Reason,
     Scores,
     TriggerRef,
@@ -144,6 +146,28 @@ def decide_timer(
     return _decide(state, fired, entries, policy, now_ms, None, model)
 
 
+def decide_actions(
+    state: CustomerState,
+    event: Event,
+    action_ids: tuple[str, ...],
+    policy: Policy,
+    now_ms: int,
+    conditions: Callable[[], Evaluator],
+    model: PropensityModel,
+    trigger: TriggerRef,
+    journey: JourneyRef,
+) -> Decision:
+    """A journey step's decision among ``action_ids``: the same filters, contact policy
+    and arbitration as any decision; ``event`` is what the conditions see, ``trigger``
+    (unique per run, node and visit) makes the action ids."""
+    known = [policy.action_index[name] for name in action_ids if name in policy.action_index]
+    entries = tuple((spec, _NO_TRIGGER) for spec in known)  # a removed action: not a candidate
+    return _decide(state, event, entries, policy, now_ms, conditions, model, trigger, journey)
+
+
+_NO_TRIGGER = Trigger(None, None, None)
+
+
 def _decide(
     state: CustomerState,
     event: Event,
@@ -152,8 +176,11 @@ def _decide(
     now_ms: int,
     conditions: Callable[[], Evaluator] | None,
     model: PropensityModel,
+    trigger: TriggerRef | None = None,
+    journey: JourneyRef | None = None,
 ) -> Decision:
-    trigger = TriggerRef(event.event_id, event.type, event.channel)
+    if trigger is None:
+        trigger = TriggerRef(event.event_id, event.type, event.channel)
     zone = customer_zone(state.timezone, policy.contact.default_timezone)
     if conditions is None:
         conditions = condition_context(state, event, policy, now_ms)
@@ -180,6 +207,8 @@ def _decide(
             group = group_of(state.customer_key, policy.holdout)
         held = holds_out(policy.holdout, group, spec.category)
         action = _action(state, item, trigger, policy, now_ms, pick, group if held else "treatment")
+        if journey is not None:
+            action = dataclasses.replace(action, journey=journey)
         pending.append(action.to_contact())
         if held:
             held_out.append(action)
@@ -200,6 +229,7 @@ def _decide(
         group=group or group_of(state.customer_key, policy.holdout),
         held_out=tuple(held_out),
         strategy=policy.learning.strategy,
+        journey=journey,
     )
 
 

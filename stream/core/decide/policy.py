@@ -9,9 +9,8 @@ problem here rather than a ``condition_error`` on every decision at run time.
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,20 +23,26 @@ import yaml
 from stream.core.decide.adaptive_policy import parse_holdout, parse_learning
 from stream.core.decide.cel_check import check_expression
 from stream.core.decide.cel_parse import CelSyntaxError
+from stream.core.decide.durations import (
+    DURATION_MS,
+    close_name,
+    lenient_duration_ms,
+    parse_duration_ms,
+)
 from stream.core.decide.holdout import HoldoutPolicy
 from stream.core.decide.learning import LearningPolicy
 from stream.core.decide.shapes import ANY, Shape
 from stream.core.decide.variables import CEL_VARIABLES, ConditionScope, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
+from stream.core.journeys.load import journey_actions, journey_expressions, load_journeys
+from stream.core.journeys.spec import Journey
 from stream.core.resolve import DEFAULT_MAX_IDENTIFIERS, IdentityRules
 from stream.core.schemas import SchemaCatalog
 
-DURATION_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 DEFAULT_PROPENSITY = 0.05
 DEFAULT_VALIDITY_MS = 7 * DURATION_MS["d"]
 DEFAULT_TIMER_GRACE_MS = DURATION_MS["h"]
 ANY_EVENT = "*"
-_DURATION = re.compile(r"[0-9]+[smhd]")
 # What a value that fails one of the policy schema's patterns should look like.
 _PATTERN_WORDS = {
     "duration": "not a duration; use a number with s, m, h or d, like 90s or 2d",
@@ -200,25 +205,21 @@ class Policy:
     by_timer: dict[str, tuple[tuple[ActionSpec, Trigger], ...]] = field(default_factory=dict)
     learning: LearningPolicy = field(default_factory=LearningPolicy)
     holdout: HoldoutPolicy = field(default_factory=HoldoutPolicy)
+    journeys: tuple[Journey, ...] = ()
+    action_index: Mapping[str, ActionSpec] = field(default_factory=dict)
+    # every journey version a run may be pinned to: this policy's and earlier ones'
+    journey_versions: Mapping[str, Journey] = field(default_factory=dict)
+
+    def with_earlier_versions(self, earlier: Policy) -> Policy:
+        """This policy, still knowing the journey versions ``earlier`` knew (a reload:
+        customers already in a journey finish the version they entered)."""
+        versions = {**earlier.journey_versions, **self.journey_versions}
+        updated: Policy = dataclasses.replace(self, journey_versions=versions)
+        return updated
 
     def marketing_actions(self) -> list[str]:
         """The actions a control group can be held out of (uplift is counted for)."""
         return [a.id for a in self.actions if a.category in self.holdout.categories]
-
-
-def parse_duration_ms(text: str) -> int:
-    """Milliseconds of a duration like ``30m``, ``24h`` or ``7d``."""
-    return int(text[:-1]) * DURATION_MS[text[-1]]
-
-
-def _lenient_duration_ms(text: Any) -> int:
-    """A duration's milliseconds, or 1 for a bad one (the schema check has reported it).
-
-    Lets the rest of the policy be checked, so all its problems are listed at once.
-    """
-    if isinstance(text, str) and _DURATION.fullmatch(text):
-        return parse_duration_ms(text)
-    return 1
 
 
 def _clock_minutes(text: str) -> int:
@@ -288,24 +289,24 @@ class _Build:
     event_types: frozenset[str]
     timer_starts: Mapping[str, frozenset[str]]  # timer name -> the event types that arm it
     prior: float
+    # action id -> the event types that start a journey run sending it ("*": any)
+    journey_events: Mapping[str, set[str]] = field(default_factory=dict)
 
     def unknown_event(self, path: tuple[str | int, ...], name: str) -> None:
         """Report an event type the schemas do not have."""
-        self.checker.problem(path, f"unknown event type {name!r}{_close(name, self.event_types)}")
-
-
-def _close(name: str, known: Iterable[str]) -> str:
-    """``; did you mean 'x'?`` for the known name closest to ``name``, if one is close."""
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+        self.checker.problem(
+            path, f"unknown event type {name!r}{close_name(name, self.event_types)}"
+        )
 
 
 def _action_triggers(
-    build: _Build, items: list[dict[str, Any]], path: tuple[str | int, ...]
+    build: _Build, action_id: str, items: list[dict[str, Any]], path: tuple[str | int, ...]
 ) -> tuple[tuple[Trigger, ...], dict[str, Shape]]:
-    """The triggers, and the variables the action's other conditions see (any trigger's)."""
+    """The triggers, and the variables the action's other conditions see: any trigger's,
+    or the event that started a journey run sending it."""
     triggers = []
-    events: set[str] = set()
+    started = build.journey_events.get(action_id, set())
+    events: set[str] = set(build.event_types) if "*" in started else set(started)
     timers: dict[str, frozenset[str]] = {}
     unknown = False
     for t_index, trigger in enumerate(items):
@@ -335,7 +336,7 @@ def _action_triggers(
 def _action(build: _Build, data: dict[str, Any], index: int) -> ActionSpec:
     checker = build.checker
     path: tuple[str | int, ...] = ("actions", index)
-    triggers, variables = _action_triggers(build, data["triggers"], path)
+    triggers, variables = _action_triggers(build, data["id"], data.get("triggers", []), path)
     payload = []
     for name in data.get("payload", {}):
         expression = checker.condition(data["payload"], name, (*path, "payload"), variables)
@@ -356,7 +357,7 @@ def _action(build: _Build, data: dict[str, Any], index: int) -> ActionSpec:
         if isinstance(data.get("propensity"), dict)
         else float(data.get("propensity", build.prior)),
         channel_propensity=_channel_propensity(checker, data, path),
-        validity_ms=_lenient_duration_ms(data["validity"])
+        validity_ms=lenient_duration_ms(data["validity"])
         if "validity" in data
         else DEFAULT_VALIDITY_MS,
         triggers=triggers,
@@ -364,7 +365,7 @@ def _action(build: _Build, data: dict[str, Any], index: int) -> ActionSpec:
         description=data.get("description", ""),
         reason=data.get("reason", ""),
         content=data.get("content"),
-        cooldown_ms=_lenient_duration_ms(data["cooldown"]) if "cooldown" in data else None,
+        cooldown_ms=lenient_duration_ms(data["cooldown"]) if "cooldown" in data else None,
         max_per_customer=data.get("max_per_customer"),
         context_weight=condition("context_weight"),
         eligibility=condition("eligibility"),
@@ -412,7 +413,7 @@ def _timer_triggers(
 
 def _timer(build: _Build, data: dict[str, Any], index: int) -> TimerSpec:
     path: tuple[str | int, ...] = ("timers", index)
-    delay_ms = _lenient_duration_ms(data["delay"])
+    delay_ms = lenient_duration_ms(data["delay"])
     if delay_ms <= 0:
         build.checker.problem((*path, "delay"), "delay must be positive")
     return TimerSpec(
@@ -421,7 +422,7 @@ def _timer(build: _Build, data: dict[str, Any], index: int) -> TimerSpec:
         start=_timer_triggers(build, data["start"], (*path, "start")),
         cancel=_timer_triggers(build, data.get("cancel", []), (*path, "cancel")),
         restart=data.get("restart", True),
-        grace_ms=_lenient_duration_ms(data["grace"]) if "grace" in data else DEFAULT_TIMER_GRACE_MS,
+        grace_ms=lenient_duration_ms(data["grace"]) if "grace" in data else DEFAULT_TIMER_GRACE_MS,
         description=data.get("description", ""),
     )
 
@@ -508,7 +509,7 @@ def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
             Cap(
                 cap["name"],
                 cap["max"],
-                _lenient_duration_ms(cap["window"]),
+                lenient_duration_ms(cap["window"]),
                 frozenset(cap["channels"]) if "channels" in cap else None,
                 frozenset(cap["categories"]) if "categories" in cap else None,
             )
@@ -575,7 +576,7 @@ def _schema_message(error: Any) -> tuple[str, bool]:
     if schema_path[-1] == "enum" and isinstance(value, str):
         options = [str(option) for option in error.kind.options]
         what = f"a{'n' if defined[:1] in 'aeiou' else ''} {defined}" if defined else "allowed here"
-        hint = _close(value, options)
+        hint = close_name(value, options)
         return f"{value!r} is not {what}; one of: {', '.join(options)}{hint}", blocking
     return error.message, blocking
 
@@ -613,7 +614,8 @@ def _check_schema(
         message, blocking = _schema_message(error)
         checker.problem(path, message)
         if blocking:
-            blocked.add(path[:2] if path[:1] in (("actions",), ("timers",)) else path[:1])
+            listed = path[:1] in (("actions",), ("timers",), ("journeys",))
+            blocked.add(path[:2] if listed else path[:1])
     return None if blocked & _NEEDED else blocked
 
 
@@ -641,10 +643,13 @@ def _prepare(checker: _Checker, catalog: SchemaCatalog, data: dict[str, Any]) ->
     ]
     return _Build(
         checker,
-        ConditionScope.build(catalog, action_ids, data.get("constants", {})),
+        ConditionScope.build(
+            catalog, action_ids, data.get("constants", {}), _journey_ids(data.get("journeys"))
+        ),
         event_types,
         _timer_starts(data.get("timers", []), event_types),
         float(data.get("propensity_prior", DEFAULT_PROPENSITY)),
+        journey_actions(data.get("journeys", [])),
     )
 
 
@@ -682,16 +687,18 @@ def load_policy(
     if ("contact_policy",) not in blocked:
         contact = _contact_policy(checker, data.get("contact_policy", {}))
     timers = _timers(build, data.get("timers", []), blocked)
+    journeys = _journeys(build, data.get("journeys", []), blocked, actions)
     holdout = HoldoutPolicy()
     if not any(key[:1] in (("actions",), ("timers",)) for key in blocked):
         _check_timer_links(checker, actions, timers)
+        _check_untriggered(checker, actions, build.journey_events)
         if not blocked & {("holdout",), ("experiments",)}:
             holdout = parse_holdout(
                 data.get("holdout", {}),
                 data.get("experiments", []),
                 {action.id: action.channels for action in actions},
                 build.event_types,
-                _lenient_duration_ms,
+                lenient_duration_ms,
                 checker.problem,
             )
     if checker.problems:
@@ -706,14 +713,50 @@ def load_policy(
         max_actions=arbitration.get("max_actions", 1),
         one_per_channel=arbitration.get("one_per_channel", False),
         constants=data.get("constants", {}),
-        view_plan=ViewPlan.from_sources(_expressions(actions, timers)),
+        view_plan=ViewPlan.from_sources(
+            [*_expressions(actions, timers), *journey_expressions(journeys)]
+        ),
         by_event=_index_triggers(actions, "event"),
         timers=timers,
         identity=_identity_rules(data.get("identity", {})),
         by_timer=_index_triggers(actions, "timer"),
         learning=parse_learning(data.get("learning", {}), data.get("fatigue"), parse_duration_ms),
         holdout=holdout,
+        journeys=journeys,
+        action_index={action.id: action for action in actions},
+        journey_versions={journey.version: journey for journey in journeys},
     )
+
+
+def _journey_ids(items: Any) -> list[str]:
+    """The journey ids of the policy (read before any check passed)."""
+    found = [item.get("id") for item in items or [] if isinstance(item, dict)]
+    return [name for name in found if isinstance(name, str)]
+
+
+def _journeys(
+    build: _Build,
+    items: list[dict[str, Any]],
+    blocked: set[tuple[str | int, ...]],
+    actions: Iterable[ActionSpec],
+) -> tuple[Journey, ...]:
+    """The journeys the schema check left readable."""
+    if ("journeys",) in blocked:
+        return ()
+    readable = [item for index, item in enumerate(items) if ("journeys", index) not in blocked]
+    return load_journeys(build, readable, [action.id for action in actions])
+
+
+def _check_untriggered(
+    checker: _Checker, actions: Iterable[ActionSpec], journey_events: Mapping[str, set[str]]
+) -> None:
+    """An action with no trigger must be sent by some journey."""
+    for index, action in enumerate(actions):
+        if not action.triggers and action.id not in journey_events:
+            checker.problem(
+                ("actions", index, "id"),
+                f"action {action.id!r} has no triggers and no journey sends it",
+            )
 
 
 def _identity_rules(data: dict[str, Any]) -> IdentityRules:

@@ -26,6 +26,7 @@ from typing import Any
 from stream.core.decide.shapes import (
     ANY,
     INT,
+    STRING,
     ListOf,
     MapOf,
     Record,
@@ -73,6 +74,15 @@ CUSTOMER_FIELDS: dict[str, Callable[[CustomerState], Any]] = {
     "channels": lambda s: {name: seen["events"] for name, seen in s.channels.items()},
     "consent": lambda s: {name: s.has_consent(name) for name in ("email", "sms", "push")},
     "sent": lambda s: dict(s.sent_counts),
+    "journeys": lambda s: {
+        journey: {
+            "node": run["node"],
+            "since_ms": run["since_ms"],
+            "entered_at_ms": run["entered_at_ms"],
+            "version": run["version"],
+        }
+        for journey, run in s.journeys.items()
+    },
 }
 EVENT_FIELDS: dict[str, Callable[[Event], Any]] = {
     "id": lambda e: e.event_id,
@@ -158,11 +168,15 @@ class ViewPlan:
         return {name: constants[name] for name in wanted if name in constants}
 
 
-def _customer_shape(event_channels: frozenset[str], action_ids: frozenset[str]) -> Record:
+def _customer_shape(
+    event_channels: frozenset[str], action_ids: frozenset[str], journey_ids: frozenset[str]
+) -> Record:
     """``customer``: every field of ``CUSTOMER_FIELDS``, as read off a new state."""
     blank = CustomerState(customer_key="")
     fields = {name: shape_of(read(blank)) for name, read in CUSTOMER_FIELDS.items()}
+    run = Record({"node": STRING, "since_ms": INT, "entered_at_ms": INT, "version": STRING})
     fields.update(
+        journeys=MapOf(run, journey_ids, "journey id"),
         stage=Scalar("string", frozenset(stage.value for stage in Stage), "stage"),
         identifiers=ListOf(Scalar("string", frozenset(KEY_ORDER), "identifier kind")),
         channels=MapOf(INT, event_channels, "event channel"),
@@ -200,7 +214,11 @@ class ConditionScope:
 
     @classmethod
     def build(
-        cls, catalog: SchemaCatalog, action_ids: Iterable[str], constants: Mapping[str, Any]
+        cls,
+        catalog: SchemaCatalog,
+        action_ids: Iterable[str],
+        constants: Mapping[str, Any],
+        journey_ids: Iterable[str] = (),
     ) -> ConditionScope:
         """The scope of a policy with these actions and constants."""
         channels: dict[str, frozenset[str]] = {}
@@ -211,7 +229,9 @@ class ConditionScope:
             type_: merge_all(shape_of_schema(schema) for schema in schemas)
             for type_, schemas in catalog.event_properties.items()
         }
-        customer = _customer_shape(frozenset(catalog.event_types), frozenset(action_ids))
+        customer = _customer_shape(
+            frozenset(catalog.event_types), frozenset(action_ids), frozenset(journey_ids)
+        )
         return cls(customer, shape_of(dict(constants), "constant"), properties, channels)
 
     def event(self, event_types: Iterable[str], timers: Mapping[str, frozenset[str]]) -> Shape:
