@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from stream.core.decide.holdout import group_of
-from stream.core.pipeline import StepResult, fire, observe, step
-from stream.core.outcomes import Outcome
-from stream.core.state import CustomerState, new_state
+from stream.core.pipeline import StepResult, fire, step
+from stream.core.state import new_state
 from tests.unit.core.conftest import build_event
 from tests.unit.core.decide.helpers import LIMITS, NOON_MS, policy_from
 
