@@ -60,6 +60,7 @@ def profile_view(state: CustomerState, holdout: HoldoutPolicy) -> dict[str, Any]
             {"name": name, "due": _time(timer["due_ms"])}
             for name, timer in sorted(state.timers.items(), key=lambda item: item[1]["due_ms"])
         ],
+        "journeys": _journeys(state),
         "held_actions": [
             {
                 "action": held["action"]["action"],
@@ -148,3 +149,21 @@ def _recent_action(contact: dict[str, Any]) -> dict[str, Any]:
         "group": contact.get("group", "treatment"),
         "withdrawn": bool(contact.get("withdrawn", False)),
     }
+
+
+def _journeys(state: CustomerState) -> list[dict[str, Any]]:
+    """The journeys the customer is in: where, since when, and what ends the wait."""
+    return [
+        {
+            "journey": journey,
+            "version": run["version"],
+            "run": run["run"],
+            "node": run["node"],
+            "since": _time(run["since_ms"]),
+            "entered_at": _time(run["entered_at_ms"]),
+            "next_step_at": _time(run["due_ms"]),
+            "ends_by": _time(run["ends_ms"]),
+            "group": run["group"],
+        }
+        for journey, run in sorted(state.journeys.items())
+    ]

@@ -118,6 +118,22 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": _object({"name": {"type": "string"}, "due": TIME}),
             },
+            "journeys": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "journey": {"type": "string"},
+                        "version": {"type": "string"},
+                        "run": {"type": "string"},
+                        "node": {"type": "string"},
+                        "since": TIME,
+                        "entered_at": TIME,
+                        "next_step_at": TIME,
+                        "ends_by": TIME,
+                        "group": {"type": "string"},
+                    }
+                ),
+            },
             "held_actions": {
                 "type": "array",
                 "items": _object(
