@@ -270,9 +270,15 @@ class _PartitionFold:
         for action in result.held:
             tally.count("actions_held", action.channel)
         for move in result.journeys:
-            labels = (move.journey, move.version, move.node, move.what, move.detail, move.group)
-            tally.count("journey_moves", *labels)
-            self.flows[census.journey_move(*labels[1:])] += 1
+            version, node, what, detail, group = (
+                move.version,
+                move.node,
+                move.what,
+                move.detail,
+                move.group,
+            )
+            tally.count("journey_moves", move.journey, version, node, what, detail, group)
+            self.flows[census.journey_move(version, node, what, detail, group)] += 1
         for decision in result.decisions:
             self._explain(key, decision, result)
         for action in result.to_send:

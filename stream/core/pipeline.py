@@ -166,9 +166,17 @@ def fire(
     journeys = _JourneyDecider(updated, policy, now_ms, model)
     moved = on_clock(updated, policy, now_ms, journeys, journeys.conditions)
     decisions.extend(moved.decisions)
-    send.extend(journeys.send)
-    held.extend(journeys.held)
     for timer in fired:
+        entered = on_event(
+            updated,
+            timer.to_event(updated.customer_key),
+            policy,
+            now_ms,
+            journeys,
+            journeys.conditions,
+        )
+        decisions.extend(entered.decisions)
+        moved.counts.extend(entered.counts)
         decision = decide_timer(
             updated, timer.to_event(updated.customer_key), policy, now_ms, model
         )
@@ -179,6 +187,8 @@ def fire(
         now_send, now_held = _record(updated, (decision,), now_ms)
         send.extend(now_send)
         held.extend(now_held)
+    send.extend(journeys.send)
+    held.extend(journeys.held)
     return StepResult(
         updated,
         decisions=tuple(decisions),

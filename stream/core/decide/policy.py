@@ -34,7 +34,12 @@ from stream.core.decide.learning import LearningPolicy
 from stream.core.decide.shapes import ANY, Shape
 from stream.core.decide.variables import CEL_VARIABLES, ConditionScope, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
-from stream.core.journeys.load import journey_actions, journey_expressions, load_journeys
+from stream.core.journeys.load import (
+    TIMER_ENTRY,
+    journey_actions,
+    journey_expressions,
+    load_journeys,
+)
 from stream.core.journeys.spec import Journey
 from stream.core.resolve import DEFAULT_MAX_IDENTIFIERS, IdentityRules
 from stream.core.schemas import SchemaCatalog
@@ -307,7 +312,11 @@ def _action_triggers(
     triggers = []
     started = build.journey_events.get(action_id, set())
     events: set[str] = set(build.event_types) if "*" in started else set(started)
-    timers: dict[str, frozenset[str]] = {}
+    timers = {
+        name: build.timer_starts.get(name, frozenset())
+        for name in (e.removeprefix(TIMER_ENTRY) for e in events if e.startswith(TIMER_ENTRY))
+    }
+    events = {e for e in events if not e.startswith(TIMER_ENTRY)}
     unknown = False
     for t_index, trigger in enumerate(items):
         t_path = (*path, "triggers", t_index)
@@ -462,9 +471,12 @@ def _timer_starts(items: Any, event_types: frozenset[str]) -> dict[str, frozense
 
 
 def _check_timer_links(
-    checker: _Checker, actions: Iterable[ActionSpec], timers: Iterable[TimerSpec]
+    checker: _Checker,
+    actions: Iterable[ActionSpec],
+    timers: Iterable[TimerSpec],
+    journey_timers: set[str],
 ) -> None:
-    """Every timer an action names exists, and every timer triggers some action."""
+    """Every timer an action names exists, and every timer triggers an action or a journey."""
     names = {timer.name for timer in timers}
     used: set[str] = set()
     for index, action in enumerate(actions):
@@ -478,9 +490,13 @@ def _check_timer_links(
                     f"unknown timer {trigger.timer!r}; "
                     f"declared: {', '.join(sorted(names)) or 'none'}",
                 )
+    used |= journey_timers
     for index, timer in enumerate(timers):
         if timer.name not in used:
-            checker.problem(("timers", index, "name"), f"timer {timer.name!r} triggers no action")
+            checker.problem(
+                ("timers", index, "name"),
+                f"timer {timer.name!r} triggers no action and starts no journey",
+            )
 
 
 def _contact_policy(checker: _Checker, data: dict[str, Any]) -> ContactPolicy:
@@ -690,7 +706,7 @@ def load_policy(
     journeys = _journeys(build, data.get("journeys", []), blocked, actions)
     holdout = HoldoutPolicy()
     if not any(key[:1] in (("actions",), ("timers",)) for key in blocked):
-        _check_timer_links(checker, actions, timers)
+        _check_timer_links(checker, actions, timers, _journey_timers(journeys))
         _check_untriggered(checker, actions, build.journey_events)
         if not blocked & {("holdout",), ("experiments",)}:
             holdout = parse_holdout(
@@ -726,6 +742,11 @@ def load_policy(
         action_index={action.id: action for action in actions},
         journey_versions={journey.version: journey for journey in journeys},
     )
+
+
+def _journey_timers(journeys: Iterable[Journey]) -> set[str]:
+    """The timers whose firing starts a journey."""
+    return {j.entry.event for j in journeys if j.entry is not None and j.entry_timer}
 
 
 def _journey_ids(items: Any) -> list[str]:

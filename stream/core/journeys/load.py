@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from stream.core.decide.policy import Condition, _Build
 
 DAY_MS = 86_400_000
+TIMER_ENTRY = "timer:"
 _KINDS = {kind.value: kind for kind in NodeKind}
 
 
@@ -54,8 +55,11 @@ def journey_actions(items: Any) -> dict[str, set[str]]:
     for journey in items if isinstance(items, list) else []:
         if not isinstance(journey, dict) or not isinstance(journey.get("nodes"), dict):
             continue
-        entry = journey.get("entry")
-        event = entry.get("event") if isinstance(entry, dict) else None
+        given = journey.get("entry")
+        entry: dict[str, Any] = given if isinstance(given, dict) else {}
+        event = entry.get("event")
+        if isinstance(entry.get("timer"), str):
+            event = f"{TIMER_ENTRY}{entry['timer']}"
         for node in journey["nodes"].values():
             if not isinstance(node, dict):
                 continue
@@ -90,9 +94,8 @@ def _journey(
     build: _Build, data: dict[str, Any], path: Path, actions: frozenset[str], order: int
 ) -> Journey:
     entry_data = data["entry"]
-    entry = _event_match(build, entry_data, (*path, "entry")) if "event" in entry_data else None
-    entry_types = {entry.event} if entry is not None else set(build.event_types)
-    node_scope = build.scope.variables(entry_types & build.event_types)
+    entry = _entry(build, entry_data, (*path, "entry"))
+    node_scope = _entry_scope(build, entry_data)
     entry_condition = None
     if entry is None:
         entry_condition = build.checker.condition(
@@ -111,6 +114,7 @@ def _journey(
         version=journey_version(data),
         description=data.get("description", ""),
         entry=entry,
+        entry_timer="timer" in entry_data,
         entry_condition=entry_condition,
         reentry=reentry,
         cooldown_ms=cooldown_ms,
@@ -132,6 +136,30 @@ def _reentry(value: Any) -> tuple[Reentry, int]:
     if isinstance(value, dict):
         return Reentry.COOLDOWN, lenient_duration_ms(value["cooldown"])
     return Reentry(value), 0
+
+
+def _entry(build: _Build, data: dict[str, Any], path: Path) -> EventMatch | None:
+    """The event (or fired timer) that starts a run; None for a condition entry."""
+    if "event" in data:
+        return _event_match(build, data, path)
+    timer = data.get("timer")
+    if timer is None:
+        return None
+    if timer not in build.timer_starts:
+        known = ", ".join(sorted(build.timer_starts)) or "none"
+        build.checker.problem((*path, "timer"), f"unknown timer {timer!r}; declared: {known}")
+    scope = _entry_scope(build, data)
+    return EventMatch(timer, build.checker.condition(data, "when", path, scope))
+
+
+def _entry_scope(build: _Build, data: dict[str, Any]) -> dict[str, Shape]:
+    """The variables a run's nodes see: ``event`` is the one that started the run."""
+    if "event" in data:
+        return build.scope.variables({data["event"]} & build.event_types)
+    timer = data.get("timer")
+    if isinstance(timer, str) and timer in build.timer_starts:
+        return build.scope.variables((), {timer: build.timer_starts[timer]})
+    return build.scope.variables(build.event_types)
 
 
 def _event_match(build: _Build, data: dict[str, Any], path: Path) -> EventMatch:

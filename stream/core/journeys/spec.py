@@ -153,3 +153,4 @@ class Journey:
     start: str
     nodes: dict[str, Node]
     order: int = 0  # position in the policy: journeys are entered in this order
+    entry_timer: bool = False  # ``entry.event`` names a timer of the policy
