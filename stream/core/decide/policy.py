@@ -746,7 +746,7 @@ def load_policy(
 
 def _journey_timers(journeys: Iterable[Journey]) -> set[str]:
     """The timers whose firing starts a journey."""
-    return {j.entry.event for j in journeys if j.entry is not None and j.entry_timer}
+    return {j.entries[0].event for j in journeys if j.entry_timer}
 
 
 def _journey_ids(items: Any) -> list[str]:

@@ -58,15 +58,17 @@ def journey_actions(items: Any) -> dict[str, set[str]]:
         given = journey.get("entry")
         entry: dict[str, Any] = given if isinstance(given, dict) else {}
         event = entry.get("event")
+        events = [e for e in event if isinstance(e, str)] if isinstance(event, list) else [event]
         if isinstance(entry.get("timer"), str):
-            event = f"{TIMER_ENTRY}{entry['timer']}"
+            events = [f"{TIMER_ENTRY}{entry['timer']}"]
         for node in journey["nodes"].values():
             if not isinstance(node, dict):
                 continue
             named = [node.get("send"), *(node.get("decide") or [])]
             for action in named:
                 if isinstance(action, str):
-                    found.setdefault(action, set()).add(event if isinstance(event, str) else "*")
+                    starts = {e if isinstance(e, str) else "*" for e in events}
+                    found.setdefault(action, set()).update(starts)
     return found
 
 
@@ -94,16 +96,16 @@ def _journey(
     build: _Build, data: dict[str, Any], path: Path, actions: frozenset[str], order: int
 ) -> Journey:
     entry_data = data["entry"]
-    entry = _entry(build, entry_data, (*path, "entry"))
+    entries = _entries(build, entry_data, (*path, "entry"))
     node_scope = _entry_scope(build, entry_data)
     entry_condition = None
-    if entry is None:
+    if not entries:
         entry_condition = build.checker.condition(
             entry_data, "condition", (*path, "entry"), build.scope.variables(build.event_types)
         )
     max_duration_ms = lenient_duration_ms(data["max_duration"])
     nodes = {
-        name: _node(build, name, node, (*path, "nodes", name), node_scope, actions, entry)
+        name: _node(build, name, node, (*path, "nodes", name), node_scope, actions, entries)
         for name, node in data["nodes"].items()
     }
     _check_nodes(build, data, path, nodes, max_duration_ms)
@@ -113,7 +115,7 @@ def _journey(
         id=data["id"],
         version=journey_version(data),
         description=data.get("description", ""),
-        entry=entry,
+        entries=entries,
         entry_timer="timer" in entry_data,
         entry_condition=entry_condition,
         reentry=reentry,
@@ -138,24 +140,33 @@ def _reentry(value: Any) -> tuple[Reentry, int]:
     return Reentry(value), 0
 
 
-def _entry(build: _Build, data: dict[str, Any], path: Path) -> EventMatch | None:
-    """The event (or fired timer) that starts a run; None for a condition entry."""
+def _entries(build: _Build, data: dict[str, Any], path: Path) -> tuple[EventMatch, ...]:
+    """The events (or the fired timer) that start a run; none for a condition entry."""
     if "event" in data:
-        return _event_match(build, data, path)
+        events = data["event"] if isinstance(data["event"], list) else [data["event"]]
+        listed = isinstance(data["event"], list)
+        for position, event in enumerate(events):
+            if event not in build.event_types:
+                where = (*path, "event", position) if listed else (*path, "event")
+                build.unknown_event(where, event)
+        scope = build.scope.variables(set(events) & build.event_types)
+        when = build.checker.condition(data, "when", path, scope)
+        return tuple(EventMatch(event, when) for event in events)
     timer = data.get("timer")
     if timer is None:
-        return None
+        return ()
     if timer not in build.timer_starts:
         known = ", ".join(sorted(build.timer_starts)) or "none"
         build.checker.problem((*path, "timer"), f"unknown timer {timer!r}; declared: {known}")
     scope = _entry_scope(build, data)
-    return EventMatch(timer, build.checker.condition(data, "when", path, scope))
+    return (EventMatch(timer, build.checker.condition(data, "when", path, scope)),)
 
 
 def _entry_scope(build: _Build, data: dict[str, Any]) -> dict[str, Shape]:
     """The variables a run's nodes see: ``event`` is the one that started the run."""
     if "event" in data:
-        return build.scope.variables({data["event"]} & build.event_types)
+        events = data["event"] if isinstance(data["event"], list) else [data["event"]]
+        return build.scope.variables(set(events) & build.event_types)
     timer = data.get("timer")
     if isinstance(timer, str) and timer in build.timer_starts:
         return build.scope.variables((), {timer: build.timer_starts[timer]})
@@ -187,7 +198,7 @@ def _node(
     path: Path,
     scope: dict[str, Shape],
     actions: frozenset[str],
-    entry: EventMatch | None,
+    entries: tuple[EventMatch, ...],
 ) -> Node:
     kind = next(_KINDS[key] for key in data if key in _KINDS)
     if kind in (NodeKind.SEND, NodeKind.DECIDE):
@@ -195,7 +206,7 @@ def _node(
     if kind is NodeKind.WAIT:
         return _wait_node(build, name, data, path, scope)
     if kind is NodeKind.WAIT_FOR:
-        return _wait_for_node(build, name, data, path, entry)
+        return _wait_for_node(build, name, data, path, entries)
     if kind is NodeKind.BRANCH:
         cases = tuple(
             Case(case.get("name", f"case_{position + 1}"), when, case["next"])
@@ -256,14 +267,14 @@ def _wait_node(
 
 
 def _wait_for_node(
-    build: _Build, name: str, data: dict[str, Any], path: Path, entry: EventMatch | None
+    build: _Build, name: str, data: dict[str, Any], path: Path, entries: tuple[EventMatch, ...]
 ) -> Node:
     wanted = data["wait_for"]
     match = tuple(wanted.get("match", []))
     event = None
     if "event" in wanted:
         event = _event_match(build, wanted, (*path, "wait_for"))
-        _check_match(build, match, event.event, entry, (*path, "wait_for", "match"))
+        _check_match(build, match, event.event, entries, (*path, "wait_for", "match"))
     elif match:
         build.checker.problem((*path, "wait_for", "match"), "match is only for an event")
     return Node(
@@ -279,16 +290,20 @@ def _wait_for_node(
 
 
 def _check_match(
-    build: _Build, keys: tuple[str, ...], event: str, entry: EventMatch | None, path: Path
+    build: _Build,
+    keys: tuple[str, ...],
+    event: str,
+    entries: tuple[EventMatch, ...],
+    path: Path,
 ) -> None:
-    """Each matched property exists on the awaited event and on the entry event."""
+    """Each matched property exists on the awaited event and on every entry event."""
     if not keys:
         return
-    if entry is None:
+    if not entries:
         build.checker.problem(path, "match needs a journey entered by an event")
         return
     for position, key in enumerate(keys):
-        for type_ in (event, entry.event):
+        for type_ in (event, *(entry.event for entry in entries)):
             shape = build.scope.properties.get(type_)
             if isinstance(shape, Record) and key not in shape.fields:
                 known = ", ".join(sorted(shape.fields))
@@ -341,7 +356,7 @@ def _longest_wait(node: Node) -> int | None:
 def journey_expressions(journeys: Iterable[Journey]) -> Iterable[str]:
     """The source of every condition of the journeys (what the decision views must hold)."""
     for journey in journeys:
-        matches = [journey.entry, journey.goal.match if journey.goal else None]
+        matches = [*journey.entries, journey.goal.match if journey.goal else None]
         matches += [rule.event for rule in journey.exits]
         conditions = [journey.entry_condition, *(rule.condition for rule in journey.exits)]
         for node in journey.nodes.values():

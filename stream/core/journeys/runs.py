@@ -219,8 +219,8 @@ def _enter(context: _Context, event: Event, arriving: Callable[[], Evaluator]) -
     state = context.state
     held: list[str] = []
     for journey in context.policy.journeys:
-        if journey.entry is not None:
-            starts = _matches(journey.entry, event, arriving)
+        if journey.entries:
+            starts = any(_matches(entry, event, arriving) for entry in journey.entries)
         else:
             assert journey.entry_condition is not None
             now_true = _holds(journey.entry_condition, arriving)

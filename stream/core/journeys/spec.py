@@ -143,7 +143,7 @@ class Journey:
     id: str
     version: str
     description: str
-    entry: EventMatch | None  # None: ``entry_condition`` becoming true enters
+    entries: tuple[EventMatch, ...]  # none: ``entry_condition`` becoming true enters
     entry_condition: Condition | None
     reentry: Reentry
     cooldown_ms: int
@@ -153,4 +153,4 @@ class Journey:
     start: str
     nodes: dict[str, Node]
     order: int = 0  # position in the policy: journeys are entered in this order
-    entry_timer: bool = False  # ``entry.event`` names a timer of the policy
+    entry_timer: bool = False  # the one entry's ``event`` names a timer of the policy
