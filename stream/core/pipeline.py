@@ -61,8 +61,8 @@ class StepResult:
 
     @property
     def decision(self) -> Decision | None:
-        """The first decision (an event makes at most one)."""
-        return self.decisions[0] if self.decisions else None
+        """The always-on decision (an event makes at most one), not a journey step's."""
+        return next((d for d in self.decisions if d.journey is None), None)
 
 
 def step(

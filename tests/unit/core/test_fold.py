@@ -232,16 +232,18 @@ def carted(stored: StoredTables, minutes_ago: int = 31) -> int:
     return at_ms + 30 * MINUTE_MS
 
 
-def test_a_firing_fires_the_due_timer_and_observes_its_lag_in_real_seconds() -> None:
+def test_a_firing_moves_the_due_journey_and_observes_its_lag_in_real_seconds() -> None:
     stored = StoredTables()
     due_ms = carted(stored)
     result = fold(stored, (KEY, Firing(due_ms, NOON_MS)), clock_speed=2.0)
-    assert result.tally.counts[("timers_fired", "cart_abandonment")] == 1
+    moves = [key[3:6] for key in result.tally.counts if key[0] == "journey_moves"]
+    assert ("wait_30m", "edge", "next") in moves  # the cart journey's wait is over
     lag = [value for name, _, value in result.tally.observations if name == "timer_fire_lag"]
     assert lag == [(NOON_MS - due_ms) / 2.0 / 1000]
     fired = CustomerState.from_dict(orjson.loads(result.writes[CUSTOMERS][KEY]))
-    assert "cart_abandonment" not in fired.timers
-    assert "cart_abandonment" in stored.state().timers  # the fold reads, never writes
+    assert fired.journeys["cart_abandonment"]["node"] == "wait_open"
+    # the fold reads, never writes
+    assert stored.state().journeys["cart_abandonment"]["node"] == "wait_30m"
     [action] = outputs_to(result, Destination.ACTIONS)
     assert orjson.loads(action.value)["action"] == "cart_reminder"
 

@@ -853,8 +853,10 @@ def test_the_journey_harness_sees_sent_and_held_marketing() -> None:
     assert sent == [
         ("2026-11-23T20:45:00+01:00", "loyalty_signup_nudge", "web"),
         ("2026-11-24T08:00:00+01:00", "cart_reminder", "email"),  # decided at 21:15, held
+        # not opened a day later (21:15): the cart journey's follow-up, held again
+        ("2026-11-25T08:00:00+01:00", "cart_follow_up", "email"),
     ]
-    assert runner.held == 1
+    assert runner.held == 2
 
 
 def test_caps_hold_however_many_contacts_follow() -> None:

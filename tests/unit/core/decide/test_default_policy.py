@@ -65,34 +65,55 @@ def test_cart_without_loyalty_gets_a_signup_nudge() -> None:
     assert chosen(result) == [("loyalty_signup_nudge", "web")]
 
 
-def test_first_order_invites_to_the_app_only_two_days_later() -> None:
+def sent(result) -> list[tuple[str, str]]:
+    return [(a.action, a.channel) for a in result.to_send]
+
+
+def test_first_order_starts_onboarding_with_the_qr_invitation() -> None:
     _, [result] = run([order("o1", at_ms=NOON_MS)])
-    assert "app_download_invite" not in {c.action for c in result.decision.candidates}
-    assert set(result.state.timers) == {"app_invite_follow_up", "inactivity"}
+    assert sent(result) == [("app_download_invite", "email")]
+    [action] = result.to_send
+    assert action.payload == {"qr_code": True, "placement": "parcel"}
+    assert action.journey is not None and action.journey.node == "qr_invite"
+    assert result.state.journeys["onboarding"]["node"] == "wait_install"
+    assert set(result.state.timers) == {"inactivity"}
 
 
 def test_repeat_order_gets_complete_the_look_by_push_for_app_users() -> None:
-    _, results = run(
-        [order("o1"), build_event("app_installed", "app"), order("o2", "shoes")], gap_ms=DAY_MS
+    from stream.core.pipeline import fire
+    from tests.unit.core.decide.helpers import SHIPPED_RULES
+
+    installed = build_event("app_installed", "app", at_ms=NOON_MS + DAY_MS)
+    state, results = run(
+        [order("o1", at_ms=NOON_MS), installed, order("o2", "shoes", at_ms=NOON_MS + 2 * DAY_MS)],
+        gap_ms=DAY_MS,
     )
-    assert chosen(results[1]) == [("getting_started_series", "push")]
-    [action] = results[2].decision.actions
+    assert sent(results[1]) == [("getting_started_series", "push")]  # the onboarding's step
+    assert results[1].decision.candidates[0].reason is Reason.ALREADY_SENT  # not twice
+    assert state.journeys["post_purchase"]["node"] == "wait_2d"  # the generic path
+    result = fire(state, NOON_MS + 4 * DAY_MS, SHIPPED_RULES)  # two days after o2
+    [action] = result.to_send
     assert (action.action, action.channel) == ("complete_the_look", "push")
     assert action.payload["recommended_category"] == "accessories"
-    [candidate] = [c for c in results[2].decision.candidates if c.chosen]
+    [candidate] = [c for c in result.decisions[0].candidates if c.chosen]
     terms = candidate.scores
     assert terms is not None and terms.context_weight == 1.3
 
 
 def test_high_value_customer_gets_the_vip_path_once_then_the_generic_one() -> None:
-    _, results = run(
-        [order("o1", value=100.0), order("o2", value=600.0), order("o3", value=50.0)],
-        gap_ms=4 * DAY_MS,
+    state, results = run(
+        [
+            order(f"o{n + 1}", value=value, at_ms=NOON_MS + n * 20 * DAY_MS)
+            for n, value in enumerate((100.0, 600.0, 50.0))
+        ],
+        gap_ms=20 * DAY_MS,
     )
-    assert chosen(results[1]) == [("vip_treatment", "store")]
-    assert chosen(results[2]) == [("complete_the_look", "email")]
-    outranked = [c for c in results[1].decision.candidates if c.reason is Reason.OUTRANKED]
-    assert [c.action for c in outranked] == ["complete_the_look"]
+    assert sent(results[1]) == [("vip_treatment", "store")]
+    assert sent(results[2]) == []
+    run_ = state.journeys["post_purchase"]
+    assert run_["node"] == "wait_2d"  # VIP once (max_per_customer), then the generic path
+    moves = [(m.node, m.what, m.detail) for m in results[2].journeys]
+    assert ("value", "edge", "high_value") in moves and ("vip", "edge", "suppressed") in moves
 
 
 def test_positive_call_after_a_purchase_asks_for_a_review() -> None:
@@ -139,22 +160,48 @@ def test_a_cart_left_for_30_minutes_gets_a_reminder() -> None:
     assert actions == ["cart_reminder"]
 
 
-def test_a_checkout_before_30_minutes_cancels_the_reminder() -> None:
+def test_an_unopened_cart_reminder_is_followed_by_an_email_a_day_later() -> None:
+    state, _ = run([add_to_cart(0)], now_ms=NOON_MS)
+    state, _ = fired_actions(state, 30)
+    state, actions = fired_actions(state, 30 + 24 * 60)
+    assert actions == ["cart_follow_up"]
+    assert "cart_abandonment" not in state.journeys
+
+
+def test_an_order_before_30_minutes_ends_the_cart_journey() -> None:
     checkout = at("order_completed", 10, order_id="o1", value=20.0)
-    state, _ = run([add_to_cart(0), checkout], now_ms=NOON_MS)
+    state, results = run([add_to_cart(0), checkout], now_ms=NOON_MS)
+    assert "cart_abandonment" not in state.journeys
+    assert ("converted", "") in [(m.what, m.detail) for m in results[1].journeys]
     _, actions = fired_actions(state, 31)
     assert "cart_reminder" not in actions
 
 
-def test_the_app_invitation_comes_two_days_after_the_first_order_without_an_app() -> None:
-    state, _ = run([at("order_completed", 0, order_id="o1", value=20.0)], now_ms=NOON_MS)
-    _, actions = fired_actions(state, 2 * 24 * 60)
-    assert actions == ["app_download_invite"]
-    installed, _ = run(
-        [at("order_completed", 0, order_id="o1", value=20.0), at("app_installed", 60, "app")],
-        now_ms=NOON_MS,
+def test_without_the_app_two_days_after_the_invitation_one_sms_follows() -> None:
+    consent = {**KNOWN, "consent": {"email": True, "push": True, "sms": True}}
+    first = build_event(
+        "order_completed", "web", {"order_id": "o1", "value": 20.0}, at_ms=NOON_MS, context=consent
     )
-    assert "app_invite_follow_up" not in installed.timers
+    state, _ = run([first], now_ms=NOON_MS)
+    _, actions = fired_actions(state, 2 * 24 * 60)
+    assert actions == ["app_invite_sms"]
+    installed, _ = run([first, at("app_installed", 60, "app")], now_ms=NOON_MS)
+    assert "onboarding" not in installed.journeys
+
+
+def test_a_resolved_complaint_leads_to_a_review_request_two_days_later() -> None:
+    complaint = at("complaint_opened", 0, "call_center", case_id="K1", reason="late")
+    other = at("complaint_resolved", 60, "call_center", case_id="K2")
+    resolved = at("complaint_resolved", 120, "call_center", case_id="K1")
+    state, results = run(
+        [at("order_completed", -60, order_id="o1", value=20.0), complaint, other], now_ms=NOON_MS
+    )
+    assert sent(results[1]) == [("service_recovery", "call_center")]
+    assert state.journeys["complaint_recovery"]["node"] == "wait_resolution"  # K2 is not K1
+    state, _ = run([resolved], state=state, now_ms=NOON_MS + 120 * MINUTE_MS)
+    assert state.journeys["complaint_recovery"]["node"] == "settle"
+    _, actions = fired_actions(state, 120 + 2 * 24 * 60)
+    assert actions == ["review_request"]
 
 
 def test_a_buyer_inactive_for_30_days_gets_a_win_back() -> None:
