@@ -12,6 +12,7 @@ delivered to both) is counted once. Rules:
 - consent: the most recent profile's grants, and every opt-out of either (safety first);
 - open cases, channels, contact history, sent counts, responses, recent events, seen
   event ids, pending timers (the later-armed of a name), held actions: united, bounded;
+- journeys: one run per journey, the one that entered first (see ``_merge_journeys``);
 - unanswered streaks (fatigue): the longer of the two per channel;
 - identifiers: every kind, the known profile's value where both have one.
 """
@@ -100,9 +101,28 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
         a.timer_cancelled_at[name] = max(at_ms, a.timer_cancelled_at.get(name, at_ms))
     held_ids = {h["action"]["action_id"] for h in a.held}
     a.held.extend(h for h in b.held if h["action"]["action_id"] not in held_ids)
+    _merge_journeys(a, b)
     a.linked = list(dict.fromkeys([*a.linked, *b.linked, b.customer_key]))
     a.identity_conflicts = [*a.identity_conflicts, *b.identity_conflicts][-CONFLICTS_KEPT:]
     return a
+
+
+def _merge_journeys(a: CustomerState, b: CustomerState) -> None:
+    """One run per journey: the one that entered first (the conversation that began
+    first goes on; on a tie, the surviving profile's); the later exit and the runs of
+    both count for re-entry; an entry condition held if it held for either."""
+    for journey, run in b.journeys.items():
+        kept = a.journeys.get(journey)
+        if kept is None or run["entered_at_ms"] < kept["entered_at_ms"]:
+            a.journeys[journey] = run
+    for journey, ended in b.journey_ends.items():
+        mine = a.journey_ends.get(journey)
+        if mine is None:
+            a.journey_ends[journey] = ended
+            continue
+        latest = ended if ended["at_ms"] > mine["at_ms"] else mine
+        a.journey_ends[journey] = {**latest, "runs": mine["runs"] + ended["runs"]}
+    a.journey_conditions = sorted({*a.journey_conditions, *b.journey_conditions})
 
 
 def _min_known(x: int, y: int) -> int:

@@ -81,7 +81,7 @@ async def test_anonymous_cart_then_login_the_reminder_goes_to_the_known_customer
         lambda: (s := w.customer(cid)) and s.get("cart", {}).get("items") and s,
         what="the cart merged into the known profile",
     )
-    assert "cart_abandonment" in known["timers"] and known["event_count"] == 3
+    assert "cart_abandonment" in known["journeys"] and known["event_count"] == 3
     assert w.customer("anon:it-cookie-1") == {"merged_into": cid}
     assert alias(w, "anon:it-cookie-1") == cid
     # Later events of the cookie land on the known profile.
@@ -89,7 +89,8 @@ async def test_anonymous_cart_then_login_the_reminder_goes_to_the_known_customer
     await d.wait_for(lambda: (w.customer(cid) or {}).get("event_count") == 4, what="redirected")
     actions = await d.actions(lambda a: customer_actions(a, cid, "cart_reminder"), timeout_s=90)
     [reminder] = customer_actions(actions, cid, "cart_reminder")
-    assert reminder["channel"] == "email" and reminder["trigger"]["channel"] == "timer"
+    assert reminder["channel"] == "email" and reminder["trigger"]["channel"] == "journey"
+    assert reminder["journey"]["id"] == "cart_abandonment"  # the run the cookie started
     assert "journey_identity_merges_total 1.0" in w.metrics()
 
 
@@ -117,7 +118,7 @@ async def test_events_of_both_identifiers_in_flight_during_the_merge_count_once(
     assert len(state["recent_events"]) == 14
 
 
-async def test_a_store_purchase_by_loyalty_card_joins_the_online_profile_and_cancels_the_cart(
+async def test_a_store_purchase_by_loyalty_card_joins_the_online_profile_and_ends_the_cart_journey(
     deployment: Deployment, w: WorkerProcess, clock: Clock
 ) -> None:
     d = deployment
@@ -127,7 +128,7 @@ async def test_a_store_purchase_by_loyalty_card_joins_the_online_profile_and_can
     await d.produce(
         "web", [at(clock, "web", "add_to_cart", {"customer_id": cid}, product_id="P2", price=30.0)]
     )
-    await d.wait_for(lambda: "cart_abandonment" in (w.customer(cid) or {}).get("timers", {}))
+    await d.wait_for(lambda: "cart_abandonment" in (w.customer(cid) or {}).get("journeys", {}))
     purchase = at(
         clock,
         "store",
@@ -141,7 +142,7 @@ async def test_a_store_purchase_by_loyalty_card_joins_the_online_profile_and_can
     state = await d.wait_for(
         lambda: (s := w.customer(cid)) and s["orders"]["count"] == 1 and s, what="offline order"
     )
-    assert "cart_abandonment" not in state["timers"]
+    assert "cart_abandonment" not in state["journeys"]  # bought in the store: it ended
     assert w.customer(f"loyalty:{card}") is None  # no separate offline profile
     # A sentinel cart armed after it fires: C400002's deadline has passed, unfired.
     sentinel = "C400009"

@@ -86,8 +86,8 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         ("loyalty_signup_nudge", "web"),
     ]
     assert sorted((a["action"], a["channel"]) for a in actions if a["channel"] != "web") == [
-        ("complete_the_look", "push"),
-        ("getting_started_series", "push"),
+        ("app_download_invite", "email"),  # the onboarding journey, at the first order
+        ("getting_started_series", "push"),  # its next step, at the install
         ("service_recovery", "call_center"),
     ]
     for action in actions:
@@ -95,7 +95,10 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         assert action["policy_version"] and action["decided_at"]
     by_action = {a["action"]: a for a in actions}
     assert by_action["service_recovery"]["payload"]["case_id"] == "K1"
-    assert by_action["complete_the_look"]["trigger"]["type"] == "order_completed"
+    invite, welcome = by_action["app_download_invite"], by_action["getting_started_series"]
+    assert (invite["journey"]["id"], invite["journey"]["node"]) == ("onboarding", "qr_invite")
+    assert welcome["journey"]["node"] == "getting_started"
+    assert welcome["journey"]["run"] == invite["journey"]["run"]
 
     assert set(state["channels"]) == {"web", "app", "store", "email", "call_center"}
     assert state["orders"]["count"] == 3 and state["orders"]["revenue"] == 219.8
@@ -108,8 +111,13 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
     assert state["identifiers"]["loyalty_id"] == "L100001"
     assert len(state["contacts"]) == 5
-    # The first order armed the app invitation for two days later; the install cancelled it.
-    assert "app_invite_follow_up" not in state["timers"] and "inactivity" in state["timers"]
+    # The install ended the onboarding; the repeat order waits two days for its cross-sell;
+    # the complaint waits for its resolution.
+    assert "inactivity" in state["timers"]
+    assert {j: run["node"] for j, run in state["journeys"].items()} == {
+        "post_purchase": "wait_2d",
+        "complaint_recovery": "wait_resolution",
+    }
 
     records = await deployment.collect(
         [deployment.settings.topics.decisions],

@@ -169,3 +169,16 @@ def test_a_max_duration_ends_a_run_that_still_waits():
     result = fire(state, NOON_MS + 10 * DAY_MS, policy)
     assert result.state.journeys == {}
     assert result.state.journey_ends["onboarding"]["reason"] == "max_duration"
+
+
+def test_a_merged_profile_keeps_one_run_per_journey_the_one_that_entered_first():
+    from stream.core.merge import merge_in
+
+    early = entered(NOON_MS).state
+    late = step(
+        new_state("C000002"), first_order(NOON_MS + HOUR_MS, "o9"), NOON_MS + HOUR_MS, LIMITS, P
+    ).state
+    merged = merge_in(late, "C000002", "C000001", early.to_dict(), LIMITS)
+    assert merged is not None
+    assert merged.journeys["onboarding"]["run"] == early.journeys["onboarding"]["run"]
+    assert list(merged.journeys) == ["onboarding"]
