@@ -111,12 +111,17 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
     assert state["identifiers"]["loyalty_id"] == "L100001"
     assert len(state["contacts"]) == 5
-    # The install ended the onboarding; the repeat order waits two days for its cross-sell;
-    # the complaint waits for its resolution.
+    # The install ended the onboarding; the complaint ended the repeat order's cross-sell
+    # wait and now waits for its resolution.
     assert "inactivity" in state["timers"]
     assert {j: run["node"] for j, run in state["journeys"].items()} == {
-        "post_purchase": "wait_2d",
-        "complaint_recovery": "wait_resolution",
+        "complaint_recovery": "wait_resolution"
+    }
+    ends = {j: end["reason"] for j, end in state["journey_ends"].items()}
+    assert ends == {
+        "cart_abandonment": "goal",
+        "onboarding": "completed",
+        "post_purchase": "complaint",
     }
 
     records = await deployment.collect(
@@ -152,13 +157,14 @@ async def test_open_complaint_suppresses_marketing_with_a_reason(
     await deployment.produce("web", [order(cid, "O21")])
     records = await deployment.collect(
         [deployment.settings.topics.decisions],
-        lambda rs: sum(r.key == cid.encode() for r in rs) >= 2,
+        lambda rs: sum(r.key == cid.encode() for r in rs) >= 3,
     )
     decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
-    order_decision = next(d for d in decisions if d["trigger"]["type"] == "order_completed")
-    assert order_decision["chosen"] == []
-    reasons = {c["action"]: c["reason"] for c in order_decision["candidates"]}
-    assert reasons["complete_the_look"] == "open_service_case"
+    # The first order starts the onboarding journey; its invitation is marketing.
+    onboarding = next(d for d in decisions if d.get("journey", {}).get("id") == "onboarding")
+    assert onboarding["chosen"] == [] and onboarding["journey"]["node"] == "qr_invite"
+    reasons = {c["action"]: c["reason"] for c in onboarding["candidates"]}
+    assert reasons == {"app_download_invite": "open_service_case"}
 
 
 async def console_produce(
