@@ -86,6 +86,28 @@ def learning_line(samples: Samples) -> str:
     return "--- " + "; ".join(parts)
 
 
+def journeys_line(samples: Samples) -> str | None:
+    """Per journey: runs active now, entered, converted, exited (None before any entry)."""
+    moves = "journey_run_moves_total"
+    entered = {
+        journey: count
+        for journey, count in by_label(
+            [s for s in samples if s[1].get("move") == "entered"], moves, "journey"
+        ).items()
+        if count
+    }
+    if not entered:
+        return None
+    active = by_label(samples, "journey_runs_active", "journey")
+    parts = [
+        f"{journey} {active.get(journey, 0):.0f} active / {count:.0f} entered / "
+        f"{total(samples, moves, journey=journey, move='converted'):.0f} converted / "
+        f"{total(samples, moves, journey=journey, move='exited'):.0f} exited"
+        for journey, count in sorted(entered.items())
+    ]
+    return "--- journeys: " + "; ".join(parts)
+
+
 def format_action(action: dict[str, object]) -> str:
     """One readable line per action."""
     trigger = action.get("trigger") or {}
@@ -149,6 +171,9 @@ async def watch_actions(
                 print(line, flush=True)
                 if samples is not None:
                     print(learning_line(samples), flush=True)
+                    journeys = journeys_line(samples)
+                    if journeys is not None:
+                        print(journeys, flush=True)
                 actions_since, last = 0, now
             await asyncio.sleep(0)
     finally:

@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.shell.metrics import Metrics
-from stream.shell.watch import Samples, by_label, learning_line, total
+from stream.shell.watch import Samples, by_label, journeys_line, learning_line, total
 
 
 def samples_of(metrics: Metrics) -> Samples:
@@ -82,3 +82,18 @@ def test_learning_line_leaves_out_a_group_without_exposures() -> None:
     line = learning_line(samples_of(metrics))
     assert line.endswith("; conversion treatment 25.0% of 4")
     assert "control" not in line
+
+
+def test_journeys_line_counts_runs_per_journey() -> None:
+    metrics = Metrics()
+    assert journeys_line(samples_of(metrics)) is None
+    moves = metrics.journey_moves
+    moves.labels("cart", "cart@1", "wait", "entered", "", "treatment").inc(10)
+    moves.labels("cart", "cart@2", "wait", "entered", "", "control").inc(2)
+    moves.labels("cart", "cart@1", "wait", "converted", "", "treatment").inc(3)
+    moves.labels("cart", "cart@1", "done", "exited", "completed", "treatment").inc(4)
+    moves.labels("cart", "cart@1", "wait", "edge", "next", "treatment").inc(7)
+    metrics.journey_runs.labels("cart", "cart@1", "wait").set(5)
+    assert journeys_line(samples_of(metrics)) == (
+        "--- journeys: cart 5 active / 12 entered / 3 converted / 4 exited"
+    )
