@@ -211,7 +211,11 @@ def _policy_check(args: argparse.Namespace) -> int:
             failed += 1
             print(exc, file=sys.stderr)
             continue
-        print(f"{name}: OK, {policy.version}, {len(policy.actions)} actions")
+        journeys = ", ".join(journey.version for journey in policy.journeys)
+        print(
+            f"{name}: OK, {policy.version}, {len(policy.actions)} actions, "
+            f"{len(policy.journeys)} journeys{f' ({journeys})' if journeys else ''}"
+        )
     return 1 if failed else 0
 
 
