@@ -261,18 +261,19 @@ JOURNEY = [
         "Durable per-customer timers waiting for their deadline.",
     ),
     Panel(
-        "Timers fired and cancelled per second",
+        "Timer changes per second, by timer and change",
         [
-            (q("sum by (timer) (rate(journey_timers_fired_total{SEL}[RATE]))"), "fired {{timer}}"),
             (
                 q(
-                    'sum by (timer) (rate(journey_timer_updates_total{SEL, change="cancelled"}'
-                    "[RATE]))"
+                    "sum by (timer, change) (rate(journey_timer_updates_total{SEL}[RATE])) or "
+                    "label_replace(sum by (timer) (rate(journey_timers_fired_total{SEL}[RATE])), "
+                    '"change", "fired", "", "")'
                 ),
-                "cancelled {{timer}}",
+                "{{change}} {{timer}}",
             ),
         ],
-        "Deadlines reached, and timers a customer's action cancelled first.",
+        "Timers armed, re-armed, cancelled by a customer's action, and fired at their "
+        "deadline (journey waits are counted with the journey moves).",
         "ops",
     ),
     Panel(
@@ -328,6 +329,55 @@ JOURNEY = [
             )
         ],
         "Treated minus control conversion rate per action (empty while one group has none).",
+        "percentunit",
+        kind="bargauge",
+        options={"orientation": "horizontal"},
+    ),
+    Panel(
+        "Journey runs waiting, by journey and node",
+        [(q("sum by (journey, node) (journey_runs_active{SEL})"), "{{journey}} / {{node}}")],
+        "Customers in a journey now, at the node where they wait (all versions together).",
+        kind="bargauge",
+        options={"orientation": "horizontal"},
+    ),
+    Panel(
+        "Journey moves per second, by journey and move",
+        [
+            (
+                q("sum by (journey, move) (rate(journey_run_moves_total{SEL}[RATE]))"),
+                "{{journey}} {{move}}",
+            )
+        ],
+        "Runs entered, moving along an edge, suppressed, exited and converted.",
+    ),
+    Panel(
+        "Journey exits (24 h), by journey and reason",
+        [
+            (
+                q(
+                    'sum by (journey, detail) (increase(journey_run_moves_total{SEL, move="exited"}'
+                    "[24h]))"
+                ),
+                "{{journey}}: {{detail}}",
+            )
+        ],
+        "Why runs ended: an exit node, the goal, an exit rule, max_duration, journey_removed.",
+        kind="bargauge",
+        options={"orientation": "horizontal"},
+    ),
+    Panel(
+        "Journey conversion (24 h), treated vs control",
+        [
+            (
+                q(
+                    "sum by (journey, group) (increase(journey_run_moves_total"
+                    '{SEL, move="converted"}[24h])) / sum by (journey, group) '
+                    '(increase(journey_run_moves_total{SEL, move="entered"}[24h]))'
+                ),
+                "{{journey}} {{group}}",
+            )
+        ],
+        "Goal reached per run entered, for the treated customers and the control group.",
         "percentunit",
         kind="bargauge",
         options={"orientation": "horizontal"},
