@@ -7,7 +7,8 @@ is pinned to the version it entered (``policy.journey_versions``). It moves on:
   active run (applied at once: the run ends, its wait is dropped), then a ``wait_for``
   it matches; then it enters the journeys it starts, where re-entry allows.
 - ``on_clock``: a run whose wait is over moves on (a ``wait_for`` by its timeout edge); a
-  run past its max duration ends (``max_duration``).
+  run past its max duration ends (``max_duration``); so does it if an event or an
+  outcome reaches it first.
 - ``on_outcome``: a sender's outcome for the run's last message moves a ``wait_for`` of
   that outcome on.
 
@@ -126,9 +127,6 @@ def on_clock(
         journey = _pinned(context, journey_id, run)
         if journey is None:
             continue
-        if run["ends_ms"] <= now_ms:
-            _end(context, journey, run, "max_duration")
-            continue
         node = journey.nodes[run["node"]]
         if node.kind is NodeKind.WAIT_FOR:
             _move(context, journey, run, "timeout", node.on_timeout)
@@ -176,12 +174,17 @@ def entry_event(run: dict[str, Any], customer_key: str) -> Event:
 
 
 def _pinned(context: _Context, journey_id: str, run: dict[str, Any]) -> Journey | None:
-    """The version the run entered; a run of a removed (or unknown) journey ends."""
+    """The version the run entered, if the run goes on: a run of a removed (or unknown)
+    journey ends, and so does one past its max duration (an event or an outcome can come
+    before the firing that ends it: it must not move the run on)."""
     current = {journey.id for journey in context.policy.journeys}
     journey = context.policy.journey_versions.get(run["version"])
     if journey is None or journey_id not in current:
         reason = "journey_removed" if journey_id not in current else "version_unavailable"
         _finish(context, journey_id, run["version"], run, reason)
+        return None
+    if run["ends_ms"] <= context.now_ms:
+        _end(context, journey, run, "max_duration")
         return None
     return journey
 

@@ -547,6 +547,16 @@ def test_reentry_after_a_cooldown_counts_from_the_exit():
     assert "j" in exit_and_return(policy, 3 * DAY_MS).state.journeys
 
 
+def test_an_event_after_the_max_duration_ends_the_run_before_it_can_move_it():
+    policy = journey_policy(RETURNS_TEXT.replace("timeout: 7d", "timeout: 10d"))
+    state = enter(policy).state
+    assert state.next_due_ms() == state.journeys["j"]["ends_ms"] == NOON_MS + 10 * DAY_MS
+    late = NOON_MS + 10 * DAY_MS + 1  # the firing at the max duration has not come yet
+    result = then(state, a_return("o1", late), policy)
+    assert result.to_send == ()
+    assert ended(result) == "max_duration"
+
+
 def test_an_entry_event_older_than_the_max_duration_starts_nothing():
     policy = cart_policy()
     result = step(new_state("C000001"), cart(NOON_MS - 6 * DAY_MS), NOON_MS, LIMITS, policy)
