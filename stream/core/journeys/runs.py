@@ -294,7 +294,7 @@ def _advance(context: _Context, journey: Journey, run: dict[str, Any]) -> None:
     for _ in range(MAX_MOVES):
         node = journey.nodes[run["node"]]
         if node.kind is NodeKind.EXIT:
-            _end(context, journey, run, node.reason)
+            _end(context, journey, run, node.reason, finished=True)
             return
         if node.kind.waits:
             _wait(context, journey, node, run)
@@ -394,16 +394,39 @@ def _next_local_time(context: _Context, minute_of_day: int) -> int:
     return int(target.timestamp() * 1000)
 
 
-def _end(context: _Context, journey: Journey, run: dict[str, Any], reason: str) -> None:
-    _finish(context, journey.id, journey.version, run, reason)
+def _end(
+    context: _Context,
+    journey: Journey,
+    run: dict[str, Any],
+    reason: str,
+    *,
+    finished: bool = False,
+) -> None:
+    _finish(context, journey.id, journey.version, run, reason, finished=finished)
 
 
 def _finish(
-    context: _Context, journey_id: str, version: str, run: dict[str, Any], reason: str
+    context: _Context,
+    journey_id: str,
+    version: str,
+    run: dict[str, Any],
+    reason: str,
+    *,
+    finished: bool = False,
 ) -> None:
-    """End the run: it leaves the state (its wait with it); re-entry remembers the exit."""
+    """End the run: it leaves the state (its wait with it); re-entry remembers the exit.
+
+    ``finished``: the run reached an exit node, and a message its last steps left held by
+    quiet hours still goes; any other end (an exit rule, the goal, the max duration, the
+    journey removed) stops them: released, they are withdrawn (``holds.release_due``).
+    """
     state = context.state
     state.journeys.pop(journey_id, None)
+    if not finished:
+        for entry in state.held:
+            step = entry["action"].get("journey")
+            if step is not None and step["run"] == run["run"]:
+                entry["journey_exit"] = reason
     ended = state.journey_ends.get(journey_id, {})
     state.journey_ends[journey_id] = {
         "at_ms": context.now_ms,

@@ -373,6 +373,41 @@ def test_a_send_in_quiet_hours_is_held_and_takes_its_held_edge():
     assert ended(result) == "was_held"
 
 
+QUIET = "{default_timezone: UTC, quiet_hours: {start: '09:00', end: '13:00'}}"
+HELD_THEN_WAIT = journey_policy(
+    """
+    - id: j
+      entry: {event: order_completed}
+      max_duration: 3d
+      exit: [{event: product_return}]
+      start: mail
+      nodes:
+        mail: {send: promo_email, next: pause}
+        pause: {wait: 1d, next: done}
+        done: {exit: completed}
+    """,
+    QUIET,
+)
+
+
+def test_a_message_held_for_a_run_that_exits_is_withdrawn_at_release():
+    state = enter(HELD_THEN_WAIT).state  # held until 13:00 UTC
+    left = then(state, a_return("o1", NOON_MS + HOUR_MS), HELD_THEN_WAIT).state
+    assert ended_reason(left) == "product_return"
+    release = fire(left, at("2026-11-23T13:00:00+00:00"), HELD_THEN_WAIT)
+    assert release.to_send == () and release.state.held == []
+    (record,) = release.decisions
+    assert record.candidates[0].reason.value == "journey_exited"
+    assert all(c.get("withdrawn") for c in release.state.contacts)  # its caps are freed
+
+
+def test_a_message_held_by_the_last_step_of_a_run_still_goes_at_release():
+    result = enter(send_policy(QUIET))  # held, then the run ends at its exit node
+    assert ended(result) == "was_held"
+    release = fire(result.state, at("2026-11-23T13:00:00+00:00"), send_policy(QUIET))
+    assert sent(release) == ["promo_email"]
+
+
 def test_a_transactional_send_is_exempt_from_quiet_hours():
     quiet = "{default_timezone: UTC, quiet_hours: {start: '09:00', end: '13:00'}}"
     result = enter(send_policy(quiet, action="receipt"))
