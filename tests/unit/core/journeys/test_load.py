@@ -309,3 +309,17 @@ def test_a_journeys_version_does_not_change_when_the_rest_of_the_policy_does():
     )
     assert other.version != policy.version
     assert version(other) == version(policy)
+
+
+def test_a_journey_after_one_the_schema_refused_is_reported_at_its_own_line():
+    refused_by_schema = (
+        "  - id: unstarted\n"
+        "    entry: {event: login}\n"
+        "    max_duration: 1d\n"
+        "    nodes: {done: {exit: completed}}\n"
+    )
+    text = VALID.replace("journeys:\n", "journeys:\n" + refused_by_schema)
+    problems, line = broken("mail: {send: invite,", "mail: {send: invte,", text)
+    (unknown,) = [p for p in problems if "unknown action" in p.message]
+    assert (unknown.path, unknown.line) == ("journeys/1/nodes/mail/send", line)
+    assert [p.path for p in problems if "required" in p.message] == ["journeys/0"]
