@@ -7,7 +7,9 @@ a marketing message, a lost consent or hard bounce withdraws it on that channel,
 message past ``expires_at`` is dropped. A withdrawn message frees its caps. A customer
 whose time zone changed overnight (a trip, a corrected profile) may still be in quiet
 hours at the planned release: the message is held again until they end in the new
-zone, its expiry and its counted send time moved by the same amount. Every outcome gets
+zone, its expiry and its counted send time moved by the same amount. A journey's message
+is withdrawn if its run ended before the release other than by reaching an exit node (an
+exit rule, the goal, the max duration; see ``journeys.runs._finish``). Every outcome gets
 a release record (a decision record with trigger channel ``timer``, type
 ``quiet_hours_release``) that says what happened and why.
 """
@@ -55,7 +57,7 @@ def release_due(
     records: list[Decision] = []
     for entry in sorted(due, key=lambda h: (h["due_ms"], h["action"]["action_id"])):
         action = Action.from_dict(entry["action"])
-        reason, detail = _recheck(state, action, now_ms)
+        reason, detail = _recheck(state, action, now_ms, entry.get("journey_exit"))
         again = False
         if reason is not Reason.CHOSEN:
             withdraw_contact(state, action.action_id)
@@ -71,7 +73,11 @@ def release_due(
     return Release(tuple(send), tuple(held_again), tuple(records))
 
 
-def _recheck(state: CustomerState, action: Action, now_ms: int) -> tuple[Reason, str]:
+def _recheck(
+    state: CustomerState, action: Action, now_ms: int, journey_exit: str | None = None
+) -> tuple[Reason, str]:
+    if journey_exit is not None:
+        return Reason.JOURNEY_EXITED, f"its journey run ended ({journey_exit}) before release"
     if action.category == "marketing" and state.open_cases:
         return Reason.OPEN_SERVICE_CASE, f"open case(s): {', '.join(sorted(state.open_cases))}"
     if not state.may_contact(action.channel, action.category):

@@ -764,7 +764,7 @@ def _journeys(
     """The journeys the schema check left readable."""
     if ("journeys",) in blocked:
         return ()
-    readable = [item for index, item in enumerate(items) if ("journeys", index) not in blocked]
+    readable = [(i, item) for i, item in enumerate(items) if ("journeys", i) not in blocked]
     return load_journeys(build, readable, [action.id for action in actions])
 
 

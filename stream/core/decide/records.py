@@ -34,6 +34,7 @@ class Reason(StrEnum):
     FATIGUED = "fatigued"  # too many unanswered messages on the channel: it rests
     EXPERIMENT_ARM = "experiment_arm"  # the customer is in another arm of an experiment
     HOLDOUT = "holdout"  # universal control group: decided and logged, not sent
+    JOURNEY_EXITED = "journey_exited"  # held, and its journey run ended before release
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,12 +73,16 @@ def journey_actions(items: Any) -> dict[str, set[str]]:
 
 
 def load_journeys(
-    build: _Build, items: list[dict[str, Any]], action_ids: Iterable[str]
+    build: _Build, items: Iterable[tuple[int, dict[str, Any]]], action_ids: Iterable[str]
 ) -> tuple[Journey, ...]:
-    """The policy's journeys, every problem reported through ``build.checker``."""
+    """The policy's journeys, every problem reported through ``build.checker``.
+
+    ``items``: each journey with its position in the policy (the schema check may have
+    left some out), so that a problem names the journey's own line.
+    """
     journeys: list[Journey] = []
     actions = frozenset(action_ids)
-    for index, data in enumerate(items):
+    for index, data in items:
         path: Path = ("journeys", index)
         if data["id"] in {journey.id for journey in journeys}:
             build.checker.problem((*path, "id"), f"duplicate journey id {data['id']!r}")

@@ -7,7 +7,8 @@ is pinned to the version it entered (``policy.journey_versions``). It moves on:
   active run (applied at once: the run ends, its wait is dropped), then a ``wait_for``
   it matches; then it enters the journeys it starts, where re-entry allows.
 - ``on_clock``: a run whose wait is over moves on (a ``wait_for`` by its timeout edge); a
-  run past its max duration ends (``max_duration``).
+  run past its max duration ends (``max_duration``); so does it if an event or an
+  outcome reaches it first.
 - ``on_outcome``: a sender's outcome for the run's last message moves a ``wait_for`` of
   that outcome on.
 
@@ -126,9 +127,6 @@ def on_clock(
         journey = _pinned(context, journey_id, run)
         if journey is None:
             continue
-        if run["ends_ms"] <= now_ms:
-            _end(context, journey, run, "max_duration")
-            continue
         node = journey.nodes[run["node"]]
         if node.kind is NodeKind.WAIT_FOR:
             _move(context, journey, run, "timeout", node.on_timeout)
@@ -176,12 +174,17 @@ def entry_event(run: dict[str, Any], customer_key: str) -> Event:
 
 
 def _pinned(context: _Context, journey_id: str, run: dict[str, Any]) -> Journey | None:
-    """The version the run entered; a run of a removed (or unknown) journey ends."""
+    """The version the run entered, if the run goes on: a run of a removed (or unknown)
+    journey ends, and so does one past its max duration (an event or an outcome can come
+    before the firing that ends it: it must not move the run on)."""
     current = {journey.id for journey in context.policy.journeys}
     journey = context.policy.journey_versions.get(run["version"])
     if journey is None or journey_id not in current:
         reason = "journey_removed" if journey_id not in current else "version_unavailable"
         _finish(context, journey_id, run["version"], run, reason)
+        return None
+    if run["ends_ms"] <= context.now_ms:
+        _end(context, journey, run, "max_duration")
         return None
     return journey
 
@@ -291,7 +294,7 @@ def _advance(context: _Context, journey: Journey, run: dict[str, Any]) -> None:
     for _ in range(MAX_MOVES):
         node = journey.nodes[run["node"]]
         if node.kind is NodeKind.EXIT:
-            _end(context, journey, run, node.reason)
+            _end(context, journey, run, node.reason, finished=True)
             return
         if node.kind.waits:
             _wait(context, journey, node, run)
@@ -391,16 +394,39 @@ def _next_local_time(context: _Context, minute_of_day: int) -> int:
     return int(target.timestamp() * 1000)
 
 
-def _end(context: _Context, journey: Journey, run: dict[str, Any], reason: str) -> None:
-    _finish(context, journey.id, journey.version, run, reason)
+def _end(
+    context: _Context,
+    journey: Journey,
+    run: dict[str, Any],
+    reason: str,
+    *,
+    finished: bool = False,
+) -> None:
+    _finish(context, journey.id, journey.version, run, reason, finished=finished)
 
 
 def _finish(
-    context: _Context, journey_id: str, version: str, run: dict[str, Any], reason: str
+    context: _Context,
+    journey_id: str,
+    version: str,
+    run: dict[str, Any],
+    reason: str,
+    *,
+    finished: bool = False,
 ) -> None:
-    """End the run: it leaves the state (its wait with it); re-entry remembers the exit."""
+    """End the run: it leaves the state (its wait with it); re-entry remembers the exit.
+
+    ``finished``: the run reached an exit node, and a message its last steps left held by
+    quiet hours still goes; any other end (an exit rule, the goal, the max duration, the
+    journey removed) stops them: released, they are withdrawn (``holds.release_due``).
+    """
     state = context.state
     state.journeys.pop(journey_id, None)
+    if not finished:
+        for entry in state.held:
+            step = entry["action"].get("journey")
+            if step is not None and step["run"] == run["run"]:
+                entry["journey_exit"] = reason
     ended = state.journey_ends.get(journey_id, {})
     state.journey_ends[journey_id] = {
         "at_ms": context.now_ms,
