@@ -35,6 +35,7 @@ from stream.shell.api import add_api, census_total
 from stream.shell.condition_errors import ConditionErrors
 from stream.shell.faust import deliveries, estimated_keys
 from stream.shell.faust.state_writers import BatchedWriter, TableWriter, batched
+from stream.shell.journey_archive import JourneyArchive
 from stream.shell.kafka_security import broker_credentials, client_kwargs
 from stream.shell.lag import LagMonitor
 from stream.shell.metrics import Metrics
@@ -272,7 +273,8 @@ def _watch_policy(
     metrics: Metrics,
     condition_errors: ConditionErrors,
 ) -> None:
-    """Reload the policy when its file changes (polled) and on SIGHUP; publish it."""
+    """Reload the policy when its file changes (polled) and on SIGHUP; publish it (the
+    metrics, and the archive of the journey versions every worker must know)."""
 
     def published() -> None:
         metrics.set_policy(policy.current.version, policy.current.marketing_actions())
@@ -292,6 +294,10 @@ def _watch_policy(
     published()
     app.timer(settings.policy_poll_s)(watch_file)
     app.task(on_sighup)
+    archive = JourneyArchive(
+        settings.broker, settings.topics.policies, policy, client_kwargs(settings)
+    )
+    app.task(archive.run)
 
 
 def _gauges(

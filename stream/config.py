@@ -100,6 +100,12 @@ class Topics:
         return f"{self.prefix}internal.model"
 
     @property
+    def policies(self) -> str:
+        """Internal, compacted: the text of every policy a worker ran, by version (the
+        journey versions a customer's run may be pinned to)."""
+        return f"{self.prefix}internal.policies"
+
+    @property
     def contract(self) -> list[str]:
         """Every public topic of the contract."""
         return [*self.all_events, *self.all_actions, self.outcomes, self.decisions, self.dlq]

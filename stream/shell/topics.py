@@ -60,6 +60,7 @@ def every_topic(topics: Topics) -> list[str]:
         topics.erasures,
         topics.learning,
         topics.model,
+        topics.policies,
     ]
 
 
@@ -102,8 +103,10 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
                     name,
                     settings.partitions,
                     settings.replication,
-                    # the model topic keeps the latest row per action, whatever its age
-                    topic_configs={"cleanup.policy": "compact"} if name == topics.model else None,
+                    # the latest row per action / the text per policy, whatever its age
+                    topic_configs={"cleanup.policy": "compact"}
+                    if name in (topics.model, topics.policies)
+                    else None,
                 )
                 for name in missing
             ]

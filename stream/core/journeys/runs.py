@@ -41,6 +41,7 @@ from stream.core.journeys.spec import OUTCOMES, EventMatch, Journey, Node, Reent
 from stream.core.state import CustomerState
 
 JOURNEY_CHANNEL = "journey"
+VERSION_RETRY_MS = 60_000  # a run of a version not known yet is looked at again then
 MAX_MOVES = 64  # instant nodes one run may pass at once; the check forbids cycles anyway
 _ANSWERS = {outcome: frozenset(OUTCOMES[OUTCOMES.index(outcome) :]) for outcome in OUTCOMES}
 
@@ -174,17 +175,25 @@ def entry_event(run: dict[str, Any], customer_key: str) -> Event:
 
 
 def _pinned(context: _Context, journey_id: str, run: dict[str, Any]) -> Journey | None:
-    """The version the run entered, if the run goes on: a run of a removed (or unknown)
-    journey ends, and so does one past its max duration (an event or an outcome can come
-    before the firing that ends it: it must not move the run on)."""
-    current = {journey.id for journey in context.policy.journeys}
+    """The version the run entered, if the run goes on now.
+
+    A run of a journey removed from the policy ends (``journey_removed``); so does one
+    past its max duration (an event or an outcome can come before the firing that ends it:
+    it must not move the run on). A version this worker does not know (yet: the archive of
+    earlier policies is still being read) holds the run as it is, retried a minute later,
+    until its max duration ends it (``version_unavailable``).
+    """
+    if journey_id not in {journey.id for journey in context.policy.journeys}:
+        _finish(context, journey_id, run["version"], run, "journey_removed")
+        return None
     journey = context.policy.journey_versions.get(run["version"])
-    if journey is None or journey_id not in current:
-        reason = "journey_removed" if journey_id not in current else "version_unavailable"
+    if run["ends_ms"] <= context.now_ms:
+        reason = "max_duration" if journey is not None else "version_unavailable"
         _finish(context, journey_id, run["version"], run, reason)
         return None
-    if run["ends_ms"] <= context.now_ms:
-        _end(context, journey, run, "max_duration")
+    if journey is None:
+        if run["due_ms"] <= context.now_ms:
+            run["due_ms"] = min(context.now_ms + VERSION_RETRY_MS, run["ends_ms"])
         return None
     return journey
 

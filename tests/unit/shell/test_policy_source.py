@@ -49,3 +49,35 @@ def test_an_invalid_policy_at_start_is_refused(tmp_path) -> None:
     path.write_text("format: 1\nname: x\n")
     with pytest.raises(PolicyError, match="actions"):
         PolicySource(path, CATALOG)
+
+
+def test_a_reload_keeps_the_journey_versions_running_customers_entered(tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    shutil.copy(ROOT / "policies" / "default.yaml", path)
+    source = PolicySource(path, CATALOG)
+    [before] = [j.version for j in source.current.journeys if j.id == "cart_abandonment"]
+    path.write_text(path.read_text().replace("wait_30m: {wait: 30m", "wait_30m: {wait: 45m"))
+    os.utime(path, ns=(1, 1))
+    assert source.reload_if_changed()
+    [after] = [j.version for j in source.current.journeys if j.id == "cart_abandonment"]
+    assert after != before
+    assert {before, after} <= set(source.current.journey_versions)
+    assert source.text == path.read_text()
+
+
+def test_the_archive_teaches_a_worker_the_versions_other_workers_ran(tmp_path, caplog) -> None:
+    from stream.shell.journey_archive import JourneyArchive
+
+    path = tmp_path / "policy.yaml"
+    shutil.copy(ROOT / "policies" / "default.yaml", path)
+    earlier_text = path.read_text().replace("wait_30m: {wait: 30m", "wait_30m: {wait: 20m")
+    path.write_text(path.read_text().replace("timeout: 1d", "timeout: 2d"))
+    source = PolicySource(path, CATALOG)
+    archive = JourneyArchive("unused:9092", "t", source)
+    known = set(source.current.journey_versions)
+    archive.apply(b"default@earlier", earlier_text.encode())
+    learnt = set(source.current.journey_versions) - known
+    assert [v.partition("@")[0] for v in learnt] == ["cart_abandonment"]
+    archive.apply(b"default@broken", b"format: 1\nname: broken\nactions: []\n")
+    assert "archived policy default@broken skipped" in caplog.text
+    assert set(source.current.journey_versions) == known | learnt

@@ -651,8 +651,13 @@ def test_a_reload_keeps_running_customers_on_their_version_and_new_ones_on_the_n
     due = NOON_MS + DAY_MS
     assert sent(fire(running, due, reloaded)) == ["promo_sms"]
     assert sent(fire(newcomer, due, reloaded)) == ["low_offer"]
-    # without the earlier versions the running customer's version is gone
-    assert ended(fire(running, due, new)) == "version_unavailable"
+    # A worker that does not know the version (yet) holds the run, looking again a minute
+    # later, until its max duration ends it.
+    held = fire(running, due, new)
+    assert sent(held) == [] and held.state.journeys["j"]["node"] == "pause"
+    assert held.state.journeys["j"]["due_ms"] == due + 60_000
+    ends_ms = held.state.journeys["j"]["ends_ms"]
+    assert ended(fire(held.state, ends_ms, new)) == "version_unavailable"
 
 
 # --- idempotency -------------------------------------------------------------------------
