@@ -34,7 +34,7 @@ const GRAPH_LAYOUT = {
   marginy: 14,
 };
 
-const journeysPage = { timer: null, list: null, detail: null };
+const journeysPage = { timer: null, detail: null }; // the refresh timer, the journey shown
 
 // ---------------------------------------------------------------- small helpers
 
