@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-UI_VENDOR := stream/web/static/vendor/chart.umd.js
+UI_VENDOR := stream/web/static/vendor/chart.umd.js stream/web/static/vendor/dagre.min.js
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
 
@@ -21,9 +21,9 @@ $(BIN)/journey: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-install: $(BIN)/journey $(UI_VENDOR) ## create .venv, install the package with dev tools, fetch the page's chart library
+install: $(BIN)/journey $(UI_VENDOR) ## create .venv, install the package with dev tools, fetch the page's chart and graph libraries
 
-$(UI_VENDOR): deploy/local/ui_vendor.sh
+$(UI_VENDOR) &: deploy/local/ui_vendor.sh
 	deploy/local/ui_vendor.sh
 
 kafka-fetch: ## resolve the Kafka jars from Maven Central into .cache/

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The chart library of the worker's web page (/ui/), served locally: no CDN, works offline.
+# The chart and graph layout libraries of the worker's web page (/ui/), served locally: no
+# CDN, works offline.
 #
 #   deploy/local/ui_vendor.sh
 #
-# Fetches pinned Chart.js and its Sankey plugin from the npm registry with `npm pack` into
-# .cache/npm/ (once: a tarball already there is reused) and copies their minified UMD
-# builds into stream/web/static/vendor/ (git-ignored). Idempotent; prints one line.
+# Fetches pinned Chart.js, its Sankey plugin and dagre (the journeys page's graph layout)
+# from the npm registry with `npm pack` into .cache/npm/ (once: a tarball already there is
+# reused) and copies their minified browser builds into stream/web/static/vendor/
+# (git-ignored). Idempotent; prints one line.
 # Settings (environment): UI_VENDOR_CACHE (tarball cache, default .cache/npm in the repo).
 set -euo pipefail
 
@@ -18,6 +20,7 @@ VENDOR="$ROOT/stream/web/static/vendor"
 PACKAGES=(
   "chart.js@4.6.1 dist/chart.umd.js chart.umd.js"
   "chartjs-chart-sankey@0.19.1 dist/chartjs-chart-sankey.min.js chartjs-chart-sankey.min.js"
+  "@dagrejs/dagre@3.1.3 dist/dagre.min.js dagre.min.js"
 )
 
 mkdir -p "$CACHE" "$VENDOR"
@@ -31,14 +34,15 @@ for entry in "${PACKAGES[@]}"; do
   read -r spec inner target <<<"$entry"
   specs+=("$spec")
   name="${spec%@*}" version="${spec##*@}"
-  tarball="$CACHE/$name-$version.tgz"
+  packed="$(tr / - <<<"${name#@}")-$version.tgz"  # npm pack's name: @scope/x -> scope-x
+  tarball="$CACHE/$packed"
   if [[ ! -f "$tarball" ]]; then
     if ! output="$(cd "$WORK" && npm pack --silent "$spec" 2>&1)"; then
       echo "ui_vendor: npm pack $spec failed:" >&2
       echo "$output" >&2
       exit 1
     fi
-    mv -f "$WORK/$name-$version.tgz" "$tarball"
+    mv -f "$WORK/$packed" "$tarball"
     did+=("fetched $spec")
   fi
   if [[ ! -f "$VENDOR/$target" || "$tarball" -nt "$VENDOR/$target" ]]; then

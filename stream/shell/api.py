@@ -4,6 +4,8 @@
 - ``GET /customers/{id}/decisions``: the latest explain records, newest first;
 - ``GET /journey/funnel`` and ``GET /journey/transitions``: the funnel, summed over
   every worker's census (``/journey/census`` is each worker's own share);
+- ``GET /journeys`` and ``GET /journeys/{id}``: the journeys and their live counts
+  (``stream.shell.journeys_api``);
 - ``GET /openapi.json``: the OpenAPI 3.1 document of all of it;
 - ``/ui/``: the web page (static files; its data calls carry the token).
 
@@ -131,7 +133,9 @@ def add_api(
 
 def register_api(context: ApiContext) -> None:
     """Register the API's views (token required) and the web page on ``context.app``."""
-    for path, view in API_VIEWS:
+    from stream.shell.journeys_api import JOURNEY_VIEWS  # it imports this module
+
+    for path, view in (*API_VIEWS, *JOURNEY_VIEWS):
         context.app.page(path)(_guarded(context, view))
     for path, page in UI_PAGES:
         context.app.page(path)(page)

@@ -231,6 +231,111 @@ SCHEMAS: dict[str, Any] = {
 
 
 CUSTOMER_KEY_ERRORS = {k: v for k, v in CUSTOMER_ERRORS.items() if k != "308"}
+INTEGER = {"type": "integer", "minimum": 0}
+BY_REASON = {"type": "object", "additionalProperties": INTEGER}
+JOURNEY_TOTALS = {
+    "entered": INTEGER,
+    "active": INTEGER,
+    "converted": INTEGER,
+    "exited": BY_REASON,
+    "conversion": _object(
+        {
+            group: _object(
+                {"entered": INTEGER, "converted": INTEGER, "rate": {"type": ["number", "null"]}}
+            )
+            for group in ("treatment", "control")
+        }
+    ),
+}
+JOURNEY_HEADING = {
+    "id": {"type": "string"},
+    "description": {"type": "string"},
+    "in_policy": {"type": "boolean"},
+    "current_version": {"type": ["string", "null"]},
+}
+JOURNEY_NODE = _object(
+    {
+        "name": {"type": "string"},
+        "kind": {"enum": ["send", "decide", "wait", "wait_for", "branch", "split", "exit", None]},
+        "start": {"type": "boolean"},
+        "does": {"type": "string"},
+        "actions": {"type": "array", "items": {"type": "string"}},
+        "wait": {"type": "object"},
+        "awaits": {"type": "object"},
+        "timeout": {"type": "string"},
+        "cases": {"type": "array", "items": {"type": "object"}},
+        "arms": {"type": "array", "items": {"type": "object"}},
+        "reason": {"type": "string"},
+        "runs_now": INTEGER,
+        "entered": INTEGER,
+        "suppressed": BY_REASON,
+        "exited": BY_REASON,
+        "converted": INTEGER,
+    },
+    ["name", "kind", "runs_now", "entered", "suppressed", "exited", "converted"],
+)
+JOURNEY_VERSION = _object(
+    {
+        "version": {"type": "string"},
+        "current": {"type": "boolean"},
+        "known": {"type": "boolean", "description": "false: only the counts are left"},
+        "description": {"type": "string"},
+        "entry": {"type": "object"},
+        "goal": {"type": ["object", "null"]},
+        "exits": {"type": "array", "items": {"type": "object"}},
+        "max_duration": {"type": "string"},
+        "start": {"type": ["string", "null"]},
+        "nodes": {"type": "array", "items": JOURNEY_NODE},
+        "edges": {
+            "type": "array",
+            "items": _object(
+                {
+                    "from": {"type": "string"},
+                    "label": {"type": "string"},
+                    "to": {"type": ["string", "null"]},
+                    "count": INTEGER,
+                }
+            ),
+        },
+        **JOURNEY_TOTALS,
+    },
+    ["version", "current", "known", "start", "nodes", "edges", *JOURNEY_TOTALS],
+)
+SCHEMAS |= {
+    "Journeys": _object(
+        {
+            "journeys": {
+                "type": "array",
+                "items": _object(
+                    {
+                        **JOURNEY_HEADING,
+                        **JOURNEY_TOTALS,
+                        "versions": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "version": {"type": "string"},
+                                    "current": {"type": "boolean"},
+                                    **JOURNEY_TOTALS,
+                                }
+                            ),
+                        },
+                    }
+                ),
+            }
+        }
+    ),
+    "Journey": _object(
+        {**JOURNEY_HEADING, "versions": {"type": "array", "items": JOURNEY_VERSION}}
+    ),
+}
+JOURNEY_PARAMETER = {
+    "name": "journey_id",
+    "in": "path",
+    "required": True,
+    "description": "A journey id of the policy (or one whose runs are still counted)",
+    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+}
 
 
 def _get(
@@ -277,6 +382,28 @@ def _journey_paths() -> dict[str, Any]:
             "getTransitions",
             "Stage transitions counted since the census began",
             {"200": _json("Transitions", "The transitions"), **ERRORS},
+        ),
+    }
+
+
+def _journeys_paths() -> dict[str, Any]:
+    """The journeys of the policy and their live counts, summed over every worker's census."""
+    return {
+        "/journeys": _get(
+            "getJourneys",
+            "Every journey: versions, entered, active now, converted, exited by reason, "
+            "conversion treated vs control",
+            {"200": _json("Journeys", "The journeys"), **ERRORS},
+        ),
+        "/journeys/{journey_id}": _get(
+            "getJourney",
+            "One journey per version: nodes and edges with their live counts",
+            {
+                "200": _json("Journey", "The journey"),
+                "404": _json("Error", "No such journey in the policy or the counts"),
+                **ERRORS,
+            },
+            [JOURNEY_PARAMETER],
         ),
     }
 
@@ -334,5 +461,11 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": SCHEMAS,
         },
-        "paths": {**_customer_paths(), **_journey_paths(), **_debug_paths(), **_census_paths()},
+        "paths": {
+            **_customer_paths(),
+            **_journey_paths(),
+            **_journeys_paths(),
+            **_debug_paths(),
+            **_census_paths(),
+        },
     }

@@ -131,6 +131,8 @@ def test_every_view_is_registered_under_its_own_name_in_order() -> None:
         "/openapi.json",
         "/debug/state/{key}",
         "/debug/aliases/{token}",
+        "/journeys",
+        "/journeys/{journey_id}",
         "/ui",
         "/ui/",
         "/ui/{name}",
