@@ -203,11 +203,13 @@ def _unknown_graph(counts: VersionCounts) -> dict[str, Any]:
 
 def _definition(journey: Journey) -> dict[str, Any]:
     """The journey's entry, exits, goal, maximum duration and start node."""
-    entry: dict[str, Any] = (
-        {"event": journey.entry.event, "when": _source(journey.entry.when)}
-        if journey.entry is not None
-        else {"condition": _source(journey.entry_condition)}
-    )
+    entry: dict[str, Any] = {"condition": _source(journey.entry_condition)}
+    if journey.entries:
+        kind = "timer" if journey.entry_timer else "event"
+        entry = {
+            kind: ", ".join(match.event for match in journey.entries),
+            "when": _source(journey.entries[0].when),
+        }
     goal = journey.goal
     return {
         "description": journey.description,
