@@ -12,8 +12,9 @@ The rules that live here:
   merges (its deadlines and state moved with it) and ``EraseStub`` (which deletes it);
 - an outcome for a customer never decided for is counted and dropped;
 - a firing that fails (a bug) is retried ``firing_retry_ms`` later, not at once;
-- the census changes by each touched profile's delta, plus profiles created and stage
-  transitions; erasing a profile deletes its decision history too.
+- the census changes by each touched profile's delta, plus profiles created or merged
+  away (``census.people``) and stage transitions; erasing a profile deletes its decision
+  history too.
 """
 
 from __future__ import annotations
@@ -403,9 +404,8 @@ class _PartitionFold:
             if key in self.counted
         ]
         flows = Counter({k: v for k, v in self.flows.items() if v})
-        created = sum(1 for key in self.fresh if isinstance(self.profiles[key], CustomerState))
-        if created:
-            flows["created"] = created
+        for key in self.dirty:
+            flows.update(census.people(self.counted[key], self.profiles[key], key in self.fresh))
         changes.append(flows)
         self.result.writes[CENSUS] = {}
         if any(changes):

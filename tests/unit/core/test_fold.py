@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.core import census
 from stream.core import fold as fold_module
 from stream.core.batch import BatchResult, Destination, Output
 from stream.core.events import DlqReason, Event
@@ -478,6 +479,41 @@ def test_a_merge_in_to_a_key_without_a_profile_creates_it() -> None:
     merged = CustomerState.from_dict(orjson.loads(result.writes[CUSTOMERS][KEY]))
     assert merged.customer_key == "C000001"
     assert orjson.loads(result.writes[CENSUS][census_key(0)])["created"] == 2
+
+
+def test_an_anonymous_profile_merged_into_a_new_one_enters_the_funnel_once() -> None:
+    stored = StoredTables()
+    state = anonymous_profile(stored)
+    fold(stored, (ANON, Merge("anon:a1", "C000001")), commit=True)
+    fold(stored, (KEY, MergeIn("anon:a1", state)), commit=True)
+    row = orjson.loads(stored.tables[CENSUS][census_key(0)])
+    assert (row["created"], row["merged"]) == (2, 1)  # two profiles, one of them merged
+    awareness = census.funnel(row, NOON_MS)[0]
+    assert (awareness["entered"], awareness["customers"]) == (1, 1)
+
+
+def test_an_anonymous_profile_merged_into_a_known_customer_enters_the_funnel_once() -> None:
+    stored = StoredTables()
+    fold(stored, (KEY, EventMessage(event())), commit=True)
+    state = anonymous_profile(stored)
+    fold(stored, (ANON, Merge("anon:a1", "C000001")), (KEY, MergeIn("anon:a1", state)), commit=True)
+    awareness = census.funnel(orjson.loads(stored.tables[CENSUS][census_key(0)]), NOON_MS)[0]
+    assert (awareness["entered"], awareness["customers"]) == (1, 1)
+
+
+def test_a_profile_created_and_merged_in_one_batch_is_counted_only_where_it_went() -> None:
+    stored = StoredTables()
+    batch = fold(
+        stored,
+        (ANON, EventMessage(anonymous_event())),
+        (ANON, Merge("anon:a1", "C000001")),
+        commit=True,
+    )
+    assert census_key(0) not in batch.writes[CENSUS]  # neither created nor merged away
+    [merge_in] = [o for o in batch.outputs if o.destination is Destination.CUSTOMER_EVENTS]
+    fold(stored, (KEY, decode(merge_in.value)), commit=True)
+    awareness = census.funnel(orjson.loads(stored.tables[CENSUS][census_key(0)]), NOON_MS)[0]
+    assert (awareness["entered"], awareness["customers"]) == (1, 1)
 
 
 # --- a merged profile's stub ------------------------------------------------------------
