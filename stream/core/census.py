@@ -5,7 +5,8 @@ Kept exactly by deltas: whenever a batch changes a customer, the shell adds
 partition per batch), so the counts need no scan, survive restarts and move with their
 partition in a rebalance. Merged stubs and erased profiles count for nothing. The row
 also sums each stage's ``stage_since`` (for the average time in stage) and counts, for
-ever, profiles created and stage transitions (``moved:<from>><to>``): the funnel.
+ever, profiles created, profiles merged into another (two profiles found to be one
+person: ``people``) and stage transitions (``moved:<from>><to>``): the funnel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from stream.core.stages import Stage
 from stream.core.state import CustomerState
+from stream.core.stored import Moved
 
 DAY_MS = 86_400_000
 
@@ -87,6 +89,21 @@ def delta_from(before: Counter[str], after: object) -> Counter[str]:
     return Counter({key: value for key, value in change.items() if value})
 
 
+def people(before: Counter[str], after: object, fresh: bool) -> Counter[str]:
+    """How a profile a batch changed changes the count of people who entered the funnel.
+
+    ``before``: its summary before the batch; ``fresh``: it had no profile then. A new
+    profile counts as ``created``; a profile counted before that merged into another
+    counts as ``merged``, since the two were one person (an anonymous visitor who signed
+    up). A profile created and merged within one batch counts as neither.
+    """
+    if fresh and isinstance(after, CustomerState):
+        return Counter({"created": 1})
+    if before and isinstance(after, Moved):
+        return Counter({"merged": 1})
+    return Counter()
+
+
 def apply(row: Mapping[str, int] | None, changes: Iterable[Counter[str]]) -> dict[str, int]:
     """The census row with ``changes`` added; zero counts are dropped."""
     total: Counter[str] = Counter(row or {})
@@ -119,11 +136,12 @@ def transitions(total: Mapping[str, int]) -> list[dict[str, Any]]:
 
 
 def funnel(total: Mapping[str, int], now_ms: int) -> list[dict[str, Any]]:
-    """Per stage, in journey order: customers now, entered and moved on (ever), drop-off
-    (the share of those who entered and did not move on) and the average days in stage.
+    """Per stage, in journey order: customers now, entered and moved on (ever), the share
+    not moved on (of those who entered, the share that has not moved to another stage:
+    still there, or gone by erasure or merge) and the average days in stage.
 
-    Entering awareness is being created; merges remove profiles without a transition, so
-    entered can exceed moved on plus customers.
+    Entering awareness is being created, once per person: profiles created minus profiles
+    merged into another. ``drop_off`` is the old name of ``not_moved_on`` (same value).
     """
     moves = transitions(total)
     stages = []
@@ -132,19 +150,23 @@ def funnel(total: Mapping[str, int], now_ms: int) -> list[dict[str, Any]]:
         customers = int(total.get(f"stage:{name}", 0))
         entered = sum(t["count"] for t in moves if t["to"] == name)
         if stage is Stage.AWARENESS:
-            entered += int(total.get("created", 0))
+            entered += max(0, int(total.get("created", 0)) - int(total.get("merged", 0)))
         moved_on = sum(t["count"] for t in moves if t["from"] == name)
         since = total.get(f"since:{name}")
         average = (now_ms - since / customers) / DAY_MS if customers and since else None
+        not_moved_on = (
+            None
+            if stage is Stage.ADVOCACY or not entered
+            else round(max(0.0, 1 - moved_on / entered), 4)
+        )
         stages.append(
             {
                 "stage": name,
                 "customers": customers,
                 "entered": entered,
                 "moved_on": moved_on,
-                "drop_off": None
-                if stage is Stage.ADVOCACY or not entered
-                else round(max(0.0, 1 - moved_on / entered), 4),
+                "not_moved_on": not_moved_on,
+                "drop_off": not_moved_on,  # deprecated: the same share under its old name
                 "avg_days_in_stage": None if average is None else round(max(0.0, average), 2),
             }
         )

@@ -12,8 +12,11 @@ The rules that live here:
   merges (its deadlines and state moved with it) and ``EraseStub`` (which deletes it);
 - an outcome for a customer never decided for is counted and dropped;
 - a firing that fails (a bug) is retried ``firing_retry_ms`` later, not at once;
-- the census changes by each touched profile's delta, plus profiles created and stage
-  transitions; erasing a profile deletes its decision history too.
+- the census changes by each touched profile's delta, plus profiles created or merged
+  away (``census.people``) and stage transitions; erasing a profile deletes its decision
+  history too;
+- what the batch sent, exposed, converted and heard back is added to today's performance
+  row of the partition (``stream.core.performance``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from stream.core import census
+from stream.core import census, performance
 from stream.core.batch import (
     BatchResult,
     Destination,
@@ -87,6 +90,9 @@ class StoredView(Protocol):
     def census(self, partition: int) -> bytes | None:
         """The census row of a partition."""
 
+    def census_row(self, key: bytes) -> bytes | None:
+        """The census-table value of a key (the performance rows)."""
+
 
 def _no_stopwatch() -> float:
     return 0.0
@@ -136,6 +142,7 @@ class _PartitionFold:
         self.pristine: set[bytes] = set()  # decoded from the store, not yet stepped
         self.retry: set[bytes] = set()
         self.ring_written: dict[bytes, list[bytes]] = {}  # decisions-table keys, by customer
+        self.performance: Counter[str] = Counter()  # today's performance counts
 
     def apply(self, position: int, key: bytes | None, value: bytes | None) -> None:
         """Apply one record; a failure is a dead letter, and the batch goes on."""
@@ -243,6 +250,7 @@ class _PartitionFold:
         context = self.context
         result = observe(state, outcome, context.policy, context.now_ms, context.model)
         self._timed("outcome", started)
+        performance.count_outcome(self.performance, outcome, result)
         status = result.outcome.value if result.outcome else "applied"
         self.result.tally.count("outcomes", outcome.channel, outcome.outcome, status)
         self._settle(key, result)
@@ -293,6 +301,7 @@ class _PartitionFold:
                 tally.count("uplift_conversions", update.action, update.group)
             self._send(Destination.LEARNING, update.action, orjson.dumps(update.to_message()))
         self._links(result.state, result.links, result.unlinks)
+        performance.count_step(self.performance, result)
 
     def _explain(self, key: bytes, decision: Decision, result: StepResult) -> None:
         """Count a decision, keep its explain record and send it."""
@@ -386,6 +395,9 @@ class _PartitionFold:
     def finish(self, partition: int) -> BatchResult:
         """The batch's table writes and deadlines, after its last record."""
         self._write_census(partition)
+        self.result.writes[CENSUS].update(
+            performance.day_writes(self.performance, partition, self.context.now_ms, self.stored)
+        )
         self._write_decisions()
         customers: Writes = {}
         due: Writes = {}
@@ -414,9 +426,8 @@ class _PartitionFold:
             if key in self.counted
         ]
         flows = Counter({k: v for k, v in self.flows.items() if v})
-        created = sum(1 for key in self.fresh if isinstance(self.profiles[key], CustomerState))
-        if created:
-            flows["created"] = created
+        for key in self.dirty:
+            flows.update(census.people(self.counted[key], self.profiles[key], key in self.fresh))
         changes.append(flows)
         self.result.writes[CENSUS] = {}
         if any(changes):

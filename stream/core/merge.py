@@ -168,4 +168,5 @@ def _merge_orders(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
         "last_order_id": latest["last_order_id"],
         "last_order_at_ms": latest["last_order_at_ms"],
         "last_category": latest["last_category"] or x["last_category"] or y["last_category"],
+        "currency": latest.get("currency") or x.get("currency") or y.get("currency"),
     }

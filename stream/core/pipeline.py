@@ -34,6 +34,7 @@ from stream.core.events import Event
 from stream.core.holds import hold, release_due
 from stream.core.identity import tokens
 from stream.core.journeys.runs import JourneyCount, TriggerFor, on_clock, on_event, on_outcome
+from stream.core.money import currency_of, value_of
 from stream.core.outcomes import Outcome, OutcomeStatus, apply_outcome
 from stream.core.propensity import EMPTY_MODEL, LearningUpdate, PropensityModel, UpdateKind
 from stream.core.resolve import bounded_links
@@ -277,6 +278,7 @@ def _learned(
                         UpdateKind.EXPOSURE,
                         group=action.group,
                         variant=action.variant,
+                        journey=action.journey.journey if action.journey else "",
                     )
                 )
     return tuple(updates)
@@ -285,7 +287,8 @@ def _learned(
 def _attribute_conversion(
     state: CustomerState, event: Event, holdout: HoldoutPolicy
 ) -> tuple[LearningUpdate, ...]:
-    """A conversion for every exposure this purchase follows within the window (marks them)."""
+    """A conversion for every exposure this purchase follows within the window (marks them);
+    each carries the purchase's value, which the performance counters add up as revenue."""
     if event.type not in holdout.conversion_events:
         return ()
     updates: list[LearningUpdate] = []
@@ -304,6 +307,9 @@ def _attribute_conversion(
                     UpdateKind.CONVERSION,
                     group=contact["group"],
                     variant=contact.get("variant", ""),
+                    journey=contact.get("journey", ""),
+                    value=value_of(event.properties),
+                    currency=currency_of(event.properties),
                 )
             )
     return tuple(updates)

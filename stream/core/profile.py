@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from stream.core.decide.holdout import HoldoutPolicy, group_of
+from stream.core.money import DEFAULT_CURRENCY
 from stream.core.state import CustomerState
 from stream.core.timestamps import format_ms
 
@@ -102,11 +103,17 @@ def _channels(state: CustomerState) -> dict[str, dict[str, int]]:
     }
 
 
+def currency(state: CustomerState) -> str:
+    """The currency of a customer's amounts: their latest order's, else the default."""
+    return str(state.orders.get("currency") or DEFAULT_CURRENCY)
+
+
 def _cart(state: CustomerState) -> dict[str, Any]:
-    """The cart's item count, value and last change."""
+    """The cart's item count, value (in the customer's currency) and last change."""
     return {
         "items": sum(int(item["quantity"]) for item in state.cart["items"].values()),
         "value": float(state.cart["value"]),
+        "currency": currency(state),
         "updated_at": _time(state.cart["updated_at_ms"]),
     }
 
@@ -116,6 +123,7 @@ def _orders(state: CustomerState) -> dict[str, Any]:
     return {
         "count": state.orders["count"],
         "revenue": float(state.orders["revenue"]),
+        "currency": currency(state),
         "returns": state.orders["returns"],
         "last_category": state.orders["last_category"],
         "last_order_at": _time(state.orders["last_order_at_ms"]),

@@ -37,6 +37,11 @@ class LearningUpdate:
     channel: str = ""
     group: str = ""  # treatment | control (exposure and conversion)
     variant: str = ""  # "experiment=variant" when the action is under an experiment
+    # Not on the learning topic (``to_message`` leaves them out): what the process step's
+    # performance counters (``stream.core.performance``) need of an exposure or conversion.
+    journey: str = ""  # the journey whose step decided the action, if any
+    value: float = 0.0  # a conversion's purchase value ...
+    currency: str = ""  # ... and its currency
 
     def to_message(self) -> dict[str, str]:
         """JSON form on the learning topic (empty fields left out)."""

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from stream.core.events import Event
+from stream.core.money import currency_of
 from stream.core.stages import PURCHASE_EVENTS, Stage, next_stage
 
 STAGE_HISTORY_LIMIT = 20
@@ -383,6 +384,8 @@ def _purchase(state: CustomerState, event: Event) -> None:
     orders["last_order_id"] = props["order_id"]
     orders["last_order_at_ms"] = event.occurred_at_ms
     orders["last_category"] = order_category(props) or orders["last_category"]
+    if "currency" in props:  # the customer's currency: their latest order's (money.py)
+        orders["currency"] = currency_of(props)
     if event.type == "order_completed":
         state.cart = {"items": {}, "value": 0.0, "updated_at_ms": event.occurred_at_ms}
 

@@ -9,7 +9,9 @@
   the whole history (``decision_writes``, ``read_decisions``). A value that is a JSON list
   is the format before 2026-12 (the whole history, newest first): it is read as it is and
   folded into the ring at the customer's next decision;
-- ``census``: a partition's counts (``stream.core.census``), JSON.
+- ``census``: a partition's counts (``stream.core.census``), JSON, under ``census_key``;
+  beside it the partition's per-day performance rows and their list of days
+  (``stream.core.performance``: ``p<n>/day/<YYYY-MM-DD>``, ``p<n>/days``).
 """
 
 from __future__ import annotations
@@ -179,6 +181,10 @@ class Tables:
     def census(self, partition: int) -> bytes | None:
         """The census row of a partition."""
         return self.tables[CENSUS].get(census_key(partition))  # type: ignore[no-any-return]
+
+    def census_row(self, key: bytes) -> bytes | None:
+        """The census-table value of a key."""
+        return self.tables[CENSUS].get(key)  # type: ignore[no-any-return]
 
     def write(self, writes: Mapping[str, Mapping[bytes, bytes | None]]) -> None:
         """Apply a batch's writes: a value, or None to delete the key (a tombstone in a

@@ -6,6 +6,9 @@
   every worker's census (``/journey/census`` is each worker's own share);
 - ``GET /journeys`` and ``GET /journeys/{id}``: the journeys and their live counts
   (``stream.shell.journeys_api``);
+- ``GET /journey/performance?days=N``: per action and journey, messages sent and their
+  outcomes, conversions, revenue and uplift over the last N days, summed over every
+  worker's performance rows (``/journey/performance/share`` is each worker's own share);
 - ``GET /openapi.json``: the OpenAPI 3.1 document of all of it;
 - ``/ui/``: the web page (static files; its data calls carry the token).
 
@@ -35,10 +38,12 @@ import orjson
 from yarl import URL
 
 from stream.config import Clock, Settings
-from stream.core import census
+from stream.core import census, performance
+from stream.core.decide.reasons import with_reason_text
 from stream.core.profile import profile_view, valid_customer_id
 from stream.core.state import CustomerState
 from stream.core.stored import Moved, load_profile, read_decisions
+from stream.core.timestamps import format_ms
 from stream.shell.faust import partition_items
 from stream.shell.openapi import openapi_document
 from stream.shell.policy_source import PolicySource
@@ -54,14 +59,32 @@ ApiView = Callable[..., Awaitable[Any]]
 Page = Callable[..., Awaitable[Any]]
 
 
+DEFAULT_DAYS = 7  # the performance view's range when none is asked for
+# A summed answer: (the partitions it covers, the counts added up over them).
+Share = tuple[list[int], dict[str, int]]
+
+
 def census_total(census_table: Any, partitions: set[int]) -> dict[str, int]:
     """The census rows of these partitions (as this worker holds them), added up."""
     rows = [
         Counter(orjson.loads(value))
         for partition in sorted(partitions)
-        for _, value in partition_items(census_table, partition)
+        for key, value in partition_items(census_table, partition)
+        if not performance.is_performance_key(key)
     ]
     return census.apply(None, rows)
+
+
+def performance_total(
+    census_table: Any, partitions: set[int], first: int, last: int
+) -> dict[str, int]:
+    """The performance rows of these partitions from day ``first`` to ``last``, added up."""
+    rows = (
+        (partition, key, value)
+        for partition in sorted(partitions)
+        for key, value in partition_items(census_table, partition)
+    )
+    return performance.in_range(rows, first, last)
 
 
 class ApiError(Exception):
@@ -238,14 +261,21 @@ async def decisions_view(context: ApiContext, web: Any, request: Any, customer_i
     records = read_decisions(context.decisions.get, key, context.settings.decisions_kept)
     if state is None and records is None:
         raise ApiError(404, "not_found", f"no customer {customer_id!r}")
-    return web.json({"customer_id": customer_id, "decisions": records or []})
+    explained = [with_reason_text(record) for record in records or []]
+    return web.json({"customer_id": customer_id, "decisions": explained})
 
 
-def local_census(context: ApiContext) -> tuple[list[int], dict[str, int]]:
-    """This worker's partitions and their census; a 503 ``ApiError`` mid-assignment."""
+def owned_partitions(context: ApiContext) -> set[int]:
+    """The partitions this worker owns; a 503 ``ApiError`` mid-assignment."""
     partitions = context.owned()
     if partitions is None:
         raise ApiError(503, "unavailable", "partitions are being assigned; retry")
+    return partitions
+
+
+def local_census(context: ApiContext) -> Share:
+    """This worker's partitions and their census; a 503 ``ApiError`` mid-assignment."""
+    partitions = owned_partitions(context)
     return sorted(partitions), census_total(context.census_table, partitions)
 
 
@@ -257,6 +287,16 @@ async def census_view(context: ApiContext, web: Any, request: Any) -> Any:
 
 async def census_of_every_worker(context: ApiContext, request: Any) -> dict[str, int]:
     """The census summed over every worker, checked to cover every partition."""
+    return await sum_of_every_worker(
+        context, request, URL("/journey/census"), "census", lambda: local_census(context)
+    )
+
+
+async def sum_of_every_worker(
+    context: ApiContext, request: Any, share_url: URL, field: str, local: Callable[[], Share]
+) -> dict[str, int]:
+    """Counts summed over every worker: this one's ``local()``, the others' answers to
+    ``share_url`` (their ``field``), checked to cover every partition."""
     try:
         hosts = dict(context.app.router.table_metadata("census"))
     except Exception as exc:
@@ -266,14 +306,14 @@ async def census_of_every_worker(context: ApiContext, request: Any) -> dict[str,
     for host in hosts:
         url = URL(str(host))
         if url.origin() == context.own_origin:
-            partitions, total = local_census(context)
+            partitions, total = local()
         else:
-            census_url = url.with_path("/journey/census")
-            status, body, _ = await context.forwarder.get(census_url, request)
+            target = url.with_path(share_url.path).with_query(share_url.query)
+            status, body, _ = await context.forwarder.get(target, request)
             if status != 200:
                 raise ApiError(503, "unavailable", f"worker {url.origin()} answered {status}")
             answer = orjson.loads(body)
-            partitions, total = answer["partitions"], answer["census"]
+            partitions, total = answer["partitions"], answer[field]
         covered.update(partitions)
         rows.append(Counter(total))
     missing = set(range(context.settings.partitions)) - covered
@@ -293,6 +333,54 @@ async def transitions_view(context: ApiContext, web: Any, request: Any) -> Any:
     """The stage transitions over every worker's census."""
     transitions = census.transitions(await census_of_every_worker(context, request))
     return web.json({"transitions": transitions})
+
+
+def _days_asked(request: Any) -> int:
+    """The ``days`` query parameter: 1 to ``performance.DAYS_KEPT``; a 400 otherwise."""
+    text = request.query.get("days", str(DEFAULT_DAYS))
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= performance.DAYS_KEPT:
+        detail = f"days must be a whole number from 1 to {performance.DAYS_KEPT}"
+        raise ApiError(400, "bad_request", detail)
+    return int(text)
+
+
+def _range_asked(request: Any) -> tuple[int, int]:
+    """The ``from`` and ``to`` dates of a share request, as days; a 400 if they are not."""
+    try:
+        first = performance.parse_day(request.query.get("from", ""))
+        last = performance.parse_day(request.query.get("to", ""))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"from and to: {exc}") from None
+    if not 0 <= last - first < performance.DAYS_KEPT:
+        detail = f"from must not be after to, nor more than {performance.DAYS_KEPT} days before"
+        raise ApiError(400, "bad_request", detail)
+    return first, last
+
+
+async def performance_share_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """This worker's own performance counts from one date to another."""
+    first, last = _range_asked(request)
+    partitions = owned_partitions(context)
+    counts = performance_total(context.census_table, partitions, first, last)
+    return web.json({"partitions": sorted(partitions), "counts": counts})
+
+
+async def performance_view(context: ApiContext, web: Any, request: Any) -> Any:
+    """Per action and journey, the last N days' performance, summed over every worker."""
+    days = _days_asked(request)
+    now_ms = context.clock.now_ms()
+    last = performance.day_of(now_ms)
+    first = last - days + 1
+    dates = {"from": performance.iso_day(first), "to": performance.iso_day(last)}
+
+    def local() -> Share:
+        partitions = owned_partitions(context)
+        return sorted(partitions), performance_total(context.census_table, partitions, first, last)
+
+    share = URL("/journey/performance/share").with_query(dates)
+    total = await sum_of_every_worker(context, request, share, "counts", local)
+    answer = {"days": days, **dates, "as_of": format_ms(now_ms), **performance.report(total)}
+    return web.json(answer)
 
 
 async def openapi_view(context: ApiContext, web: Any, request: Any) -> Any:
@@ -353,6 +441,8 @@ API_VIEWS: tuple[tuple[str, ApiView], ...] = (
     ("/journey/census", census_view),
     ("/journey/funnel", funnel_view),
     ("/journey/transitions", transitions_view),
+    ("/journey/performance", performance_view),
+    ("/journey/performance/share", performance_share_view),
     ("/openapi.json", openapi_view),
     ("/debug/state/{key}", debug_state),
     ("/debug/aliases/{token}", debug_alias),

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.core.performance import DAYS_KEPT, OUTCOMES
 from stream.core.profile import CUSTOMER_ID
 
 TIME = {"type": ["string", "null"], "format": "date-time"}
 STAGE = {"enum": ["awareness", "acquisition", "onboarding", "engagement", "advocacy"]}
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"}
+COUNT = {"type": "integer", "minimum": 0}
+RATE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+AMOUNTS = {
+    "type": "object",
+    "description": "Amounts by currency (ISO 4217 code)",
+    "additionalProperties": {"type": "number", "minimum": 0},
+}
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -46,6 +55,29 @@ CUSTOMER_PARAMETER = {
     "description": "Customer key: a customer id (C000123) or the token of the identifier a "
     "profile was created under (loyalty:L1, email:<sha256>, phone:<sha256>, anon:<cookie>)",
     "schema": {"type": "string", "pattern": CUSTOMER_ID.pattern},
+}
+
+ARM = _object(
+    {
+        "exposures": {**COUNT, "description": "Marketing decisions for the group's customers"},
+        "conversions": {**COUNT, "description": "Exposures followed by a purchase in the window"},
+        "conversion_rate": RATE,
+        "revenue": {**AMOUNTS, "description": "The value of the purchases that converted"},
+    }
+)
+PERFORMANCE_ROW: dict[str, Any] = {
+    "sent": {**COUNT, "description": "Messages handed to the channel's sender"},
+    **{
+        outcome: {**COUNT, "description": f"Messages the sender reported {outcome}"}
+        for outcome in OUTCOMES
+    },
+    "revenue": {**AMOUNTS, "description": "The treated group's revenue (treatment.revenue)"},
+    "treatment": ARM,
+    "control": ARM,
+    "uplift": {
+        "type": ["number", "null"],
+        "description": "Treatment minus control conversion rate; null without both",
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -89,12 +121,18 @@ SCHEMAS: dict[str, Any] = {
                 ),
             },
             "cart": _object(
-                {"items": {"type": "integer"}, "value": {"type": "number"}, "updated_at": TIME}
+                {
+                    "items": {"type": "integer"},
+                    "value": {"type": "number"},
+                    "currency": CURRENCY,
+                    "updated_at": TIME,
+                }
             ),
             "orders": _object(
                 {
                     "count": {"type": "integer"},
                     "revenue": {"type": "number"},
+                    "currency": CURRENCY,
                     "returns": {"type": "integer"},
                     "last_category": {"type": ["string", "null"]},
                     "last_order_at": TIME,
@@ -185,7 +223,21 @@ SCHEMAS: dict[str, Any] = {
                         "decision_id": {"type": "string"},
                         "decided_at": {"type": "string", "format": "date-time"},
                         "trigger": {"type": "object"},
-                        "candidates": {"type": "array", "items": {"type": "object"}},
+                        "candidates": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "reason": {
+                                        "type": "string",
+                                        "description": "The reason code (docs/explain.md)",
+                                    },
+                                    "reason_text": {
+                                        "type": "string",
+                                        "description": "The reason in plain words",
+                                    },
+                                }
+                            ),
+                        },
                         "chosen": {"type": "array", "items": {"type": "string"}},
                     }
                 ),
@@ -202,7 +254,16 @@ SCHEMAS: dict[str, Any] = {
                         "customers": {"type": "integer"},
                         "entered": {"type": "integer"},
                         "moved_on": {"type": "integer"},
-                        "drop_off": {"type": ["number", "null"]},
+                        "not_moved_on": {
+                            "type": ["number", "null"],
+                            "description": "Of those who entered the stage, the share that "
+                            "has not moved to another stage (still there, or erased or merged)",
+                        },
+                        "drop_off": {
+                            "type": ["number", "null"],
+                            "deprecated": True,
+                            "description": "The old name of not_moved_on (same value)",
+                        },
                         "avg_days_in_stage": {"type": ["number", "null"]},
                     }
                 ),
@@ -218,6 +279,24 @@ SCHEMAS: dict[str, Any] = {
                     {"from": STAGE, "to": STAGE, "count": {"type": "integer", "minimum": 0}}
                 ),
             }
+        }
+    ),
+    "Performance": _object(
+        {
+            "days": {"type": "integer", "minimum": 1, "maximum": DAYS_KEPT},
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "as_of": {"type": "string", "format": "date-time"},
+            "actions": {"type": "array", "items": {"$ref": "#/components/schemas/ActionRow"}},
+            "journeys": {"type": "array", "items": {"$ref": "#/components/schemas/JourneyRow"}},
+        }
+    ),
+    "ActionRow": _object({"action": {"type": "string"}, **PERFORMANCE_ROW}),
+    "JourneyRow": _object({"journey": {"type": "string"}, **PERFORMANCE_ROW}),
+    "PerformanceShare": _object(
+        {
+            "partitions": {"type": "array", "items": {"type": "integer"}},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         }
     ),
     "Alias": _object({"token": {"type": "string"}, "customer_key": {"type": "string"}}),
@@ -336,6 +415,24 @@ JOURNEY_PARAMETER = {
     "description": "A journey id of the policy (or one whose runs are still counted)",
     "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
 }
+DAYS_PARAMETER = {
+    "name": "days",
+    "in": "query",
+    "required": False,
+    "description": "The last N UTC days, today included (default 7)",
+    "schema": {"type": "integer", "minimum": 1, "maximum": DAYS_KEPT, "default": 7},
+}
+DATE_PARAMETERS = [
+    {
+        "name": name,
+        "in": "query",
+        "required": True,
+        "description": f"The {word} day of the range (UTC), at most {DAYS_KEPT} days in all",
+        "schema": {"type": "string", "format": "date"},
+    }
+    for name, word in (("from", "first"), ("to", "last"))
+]
+RANGE_ERRORS = {"400": _json("Error", "Not a range of days this API keeps"), **ERRORS}
 
 
 def _get(
@@ -375,8 +472,15 @@ def _journey_paths() -> dict[str, Any]:
     return {
         "/journey/funnel": _get(
             "getFunnel",
-            "Customers per stage, entered, moved on, drop-off, time in stage",
+            "Customers per stage, entered, moved on, the share not moved on, time in stage",
             {"200": _json("Funnel", "The funnel"), **ERRORS},
+        ),
+        "/journey/performance": _get(
+            "getPerformance",
+            "Per action and journey over the last N days: sent, outcomes, conversions, "
+            "revenue and uplift against the control group",
+            {"200": _json("Performance", "The performance table"), **RANGE_ERRORS},
+            [DAYS_PARAMETER],
         ),
         "/journey/transitions": _get(
             "getTransitions",
@@ -441,6 +545,13 @@ def _census_paths() -> dict[str, Any]:
             "getCensus",
             "This worker's own census rows (the funnel sums every worker's)",
             {"200": _json("Census", "The census"), **ERRORS},
+        ),
+        "/journey/performance/share": _get(
+            "getPerformanceShare",
+            "This worker's own performance counts over a range of days "
+            "(/journey/performance sums every worker's)",
+            {"200": _json("PerformanceShare", "The counts"), **RANGE_ERRORS},
+            DATE_PARAMETERS,
         ),
     }
 

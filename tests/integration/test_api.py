@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,6 +148,21 @@ async def test_funnel_and_transitions_sum_every_worker(
     assert transitions[("awareness", "acquisition")] == len(CARTS) + 1
     assert transitions[("acquisition", "onboarding")] == 1
     assert transitions[("awareness", "onboarding")] == len(BUYERS)
+
+
+async def test_performance_sums_every_workers_share_of_the_messages_sent(
+    deployment: Deployment, pair: tuple[WorkerProcess, WorkerProcess], loaded: None
+) -> None:
+    reports = [get(worker, "/journey/performance?days=7")[1] for worker in pair]
+    for report in reports:
+        del report["as_of"]  # each worker's own clock reading
+    assert reports[0] == reports[1]  # each adds the other's share to its own
+    sent = {row["action"]: row["sent"] for row in reports[0]["actions"] if row["sent"]}
+    assert sent, "the module's events sent actions"
+    # The action topics hold exactly what the table counts (both workers' partitions).
+    await deployment.actions(lambda actions: Counter(a["action"] for a in actions) == sent)
+    assert reports[0]["journeys"] == []
+    assert get(pair[0], "/journey/performance?days=91")[0] == 400
 
 
 async def test_errors_are_json_with_proper_status(

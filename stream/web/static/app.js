@@ -26,6 +26,14 @@ const CHANNELS = {
 const DROP_COLOR = "#b6bcc8";
 const TOKEN_KEY = "journey.apiToken";
 const DECISIONS_SHOWN = 12;
+const RANGES = [1, 7, 30, 90]; // days the performance table offers (the API keeps 90)
+const DEFAULT_RANGE = 7;
+const REFRESH_S = 30; // the journey map reloads its numbers this often (?refresh=N to change)
+const TIMELINE_KINDS = [
+  ["event", "Events"],
+  ["action", "Actions"],
+  ["stage", "Stage changes"],
+];
 
 // ---------------------------------------------------------------- small helpers
 
@@ -72,19 +80,52 @@ const decimal = new Intl.NumberFormat("en-GB", {
   maximumFractionDigits: 2,
 });
 const oneDecimal = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 1 });
-const timeFormat = new Intl.DateTimeFormat("en-GB", {
-  timeZone: "UTC",
-  day: "2-digit",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
+const moneyFormats = new Map();
 
 function percent(share) {
   return share === null || share === undefined ? "–" : `${oneDecimal.format(share * 100)} %`;
+}
+
+/** An amount with its currency's ISO code, e.g. "EUR 89.90" (the code is never left out). */
+function money(amount, currency) {
+  const code = /^[A-Z]{3}$/.test(currency ?? "") ? currency : "EUR";
+  if (!moneyFormats.has(code)) {
+    let format;
+    try {
+      format = new Intl.NumberFormat("en-GB", {
+        style: "currency",
+        currency: code,
+        currencyDisplay: "code",
+      });
+    } catch {
+      format = { format: (value) => `${code} ${decimal.format(value)}` };
+    }
+    moneyFormats.set(code, format);
+  }
+  return moneyFormats.get(code).format(amount ?? 0);
+}
+
+/** Amounts by currency ({"EUR": 12.5}) as one text; a dash when there are none. */
+function amounts(byCurrency) {
+  const entries = Object.entries(byCurrency ?? {}).filter(([, amount]) => amount);
+  return entries.length ? entries.map(([code, amount]) => money(amount, code)).join(" + ") : "–";
+}
+
+/** The page's one date format: "2026-11-23 10:00:05 UTC" (UTC, 24 h, year first). */
+function formatTime(ms) {
+  const iso = new Date(ms).toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** A reason code in plain words with the code beside it: "Contact limit reached (contact_cap)". */
+function reasonElement(code, text) {
+  if (!code) return h("span", { class: "muted" }, "–");
+  return h(
+    "span",
+    { class: "reason", "data-reason-code": code },
+    text && text !== code ? `${text} ` : "",
+    h("span", { class: "reason-code" }, "(", h("code", {}, code), ")"),
+  );
 }
 
 /** A duration in days, in the unit a person reads best (d, h or min). */
@@ -105,7 +146,7 @@ function epochMs(rfc3339) {
 function timeElement(rfc3339) {
   const ms = epochMs(rfc3339);
   if (ms === null) return h("span", { class: "muted" }, "–");
-  return h("time", { datetime: rfc3339, title: rfc3339 }, `${timeFormat.format(ms)} UTC`);
+  return h("time", { datetime: rfc3339, title: rfc3339 }, formatTime(ms));
 }
 
 function chip(text, attrs = {}) {
@@ -297,7 +338,7 @@ function renderFunnel(funnel) {
       const facts = [
         ["Entered", row.entered === undefined ? "–" : integer.format(row.entered)],
         ["Moved on", row.moved_on === undefined ? "–" : integer.format(row.moved_on)],
-        ["Drop-off", percent(row.drop_off)],
+        ["Not moved on", percent(notMovedOn(row))],
         ["Avg. time in stage", duration(row.avg_days_in_stage)],
       ];
       return h(
@@ -335,20 +376,25 @@ function renderFunnel(funnel) {
   );
   list.setAttribute("aria-busy", "false");
 
-  const dropoff = byId("dropoff").tBodies[0];
-  dropoff.replaceChildren(
+  const stayed = byId("not-moved-on").tBodies[0];
+  stayed.replaceChildren(
     ...rows.map((row) =>
       h(
         "tr",
-        { "data-stage": row.stage, "data-drop-off": row.drop_off ?? "" },
+        { "data-stage": row.stage, "data-not-moved-on": notMovedOn(row) ?? "" },
         h("th", { scope: "row" }, stageChip(row.stage)),
         h("td", { class: "num" }, row.entered === undefined ? "–" : integer.format(row.entered)),
         h("td", { class: "num" }, row.moved_on === undefined ? "–" : integer.format(row.moved_on)),
-        h("td", { class: "num" }, percent(row.drop_off)),
+        h("td", { class: "num" }, percent(notMovedOn(row))),
       ),
     ),
   );
   return rows;
+}
+
+/** A stage's share not moved on (``drop_off`` is its old name, from an older worker). */
+function notMovedOn(row) {
+  return row?.not_moved_on !== undefined ? row.not_moved_on : row?.drop_off;
 }
 
 function renderTransitionTable(transitions) {
@@ -414,16 +460,17 @@ function renderSankey(transitions, stageRows) {
     labels[stage] = stageLabel(stage);
     priority[stage] = 0;
   }
-  // Drop-off: those who entered a stage and did not move on flow into a grey node.
+  // Those who entered a stage and have not moved on flow into a grey node.
   const dropped = [];
   for (const [index, stage] of STAGES.entries()) {
     const row = rowOf.get(stage);
-    if (row?.drop_off === null || row?.drop_off === undefined) continue;
+    const share = notMovedOn(row);
+    if (share === null || share === undefined) continue;
     const stayed = (row.entered ?? 0) - (row.moved_on ?? 0);
     if (stayed <= 0) continue;
-    const key = `${stage}:dropped`;
+    const key = `${stage}:stayed`;
     column[key] = index + 1;
-    labels[key] = `${percent(row.drop_off)} drop-off`;
+    labels[key] = `${percent(share)} not moved on`;
     colorOf[key] = DROP_COLOR;
     priority[key] = 1;
     dropped.push({ from: stage, to: key, flow: stayed });
@@ -508,8 +555,141 @@ function renderSankey(transitions, stageRows) {
   box.dataset.chart = "sankey";
 }
 
+// ---------------------------------------------------------------- action performance
+
+/** The range of days chosen (?days=N in the address), one the table offers. */
+function chosenDays() {
+  const days = Number(new URLSearchParams(window.location.search).get("days"));
+  return RANGES.includes(days) ? days : DEFAULT_RANGE;
+}
+
+function chooseDays(days) {
+  const url = new URL(window.location.href);
+  url.searchParams.set("days", String(days));
+  window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+}
+
+/** Seconds between refreshes: ?refresh=N (at least 1), else REFRESH_S. */
+function refreshSeconds() {
+  const asked = Number(new URLSearchParams(window.location.search).get("refresh"));
+  return Number.isFinite(asked) && asked >= 1 ? asked : REFRESH_S;
+}
+
+function conversionText(arm) {
+  if (!arm?.exposures) return "–";
+  return `${percent(arm.conversion_rate)} (${integer.format(arm.conversions)} of ${integer.format(arm.exposures)})`;
+}
+
+function upliftText(uplift) {
+  if (uplift === null || uplift === undefined) return "–";
+  const points = uplift * 100;
+  return `${points > 0 ? "+" : ""}${oneDecimal.format(points)} pts`;
+}
+
+const FUNNEL_MEASURES = ["sent", "delivered", "opened", "clicked", "converted"];
+
+function performanceRow(row, scope) {
+  const name = row[scope];
+  const cell = (measure, text, title) =>
+    h("td", { class: "num", "data-measure": measure, title }, text);
+  return h(
+    "tr",
+    {
+      class: "performance-row",
+      [`data-${scope}`]: name,
+      ...Object.fromEntries(FUNNEL_MEASURES.map((measure) => [`data-${measure}`, row[measure]])),
+      "data-revenue": JSON.stringify(row.revenue ?? {}),
+      "data-treated-rate": row.treatment?.conversion_rate ?? "",
+      "data-control-rate": row.control?.conversion_rate ?? "",
+      "data-uplift": row.uplift ?? "",
+    },
+    h("th", { scope: "row" }, titleCase(name), " ", h("code", { class: "muted" }, name)),
+    FUNNEL_MEASURES.map((measure) => cell(measure, integer.format(row[measure] ?? 0))),
+    cell("revenue", amounts(row.revenue)),
+    cell("treated", conversionText(row.treatment)),
+    cell("control", conversionText(row.control)),
+    cell("uplift", upliftText(row.uplift)),
+  );
+}
+
+function renderPerformanceTable(id, rows, scope, emptyText) {
+  const table = byId(id);
+  table.tBodies[0].replaceChildren(
+    ...(rows.length
+      ? rows.map((row) => performanceRow(row, scope))
+      : [h("tr", { class: "placeholder" }, h("td", { colspan: 10 }, emptyText))]),
+  );
+  table.setAttribute("aria-busy", "false");
+}
+
+function renderPerformance(report) {
+  const days = report.days ?? chosenDays();
+  for (const button of byId("range").querySelectorAll("button[data-days]")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.days) === days));
+  }
+  const range = byId("performance-range");
+  range.textContent =
+    report.from === report.to ? `${report.to} (today, UTC)` : `${report.from} to ${report.to} (UTC)`;
+  range.dataset.from = report.from ?? "";
+  range.dataset.to = report.to ?? "";
+  byId("performance-as-of").replaceChildren(timeElement(report.as_of));
+  const card = byId("performance-card");
+  card.dataset.days = days;
+  card.dataset.asOf = report.as_of ?? "";
+  renderPerformanceTable(
+    "performance",
+    report.actions ?? [],
+    "action",
+    "No action was decided in this range.",
+  );
+  renderPerformanceTable(
+    "journey-performance",
+    report.journeys ?? [],
+    "journey",
+    "No journey step was decided in this range.",
+  );
+}
+
+async function loadPerformance() {
+  renderPerformance(await api(`journey/performance?days=${chosenDays()}`));
+}
+
+/** The range buttons (each reloads the table) and the timer that refreshes the map. */
+function wirePerformance() {
+  for (const button of byId("range").querySelectorAll("button[data-days]")) {
+    button.addEventListener("click", () => {
+      chooseDays(Number(button.dataset.days));
+      byId("performance").setAttribute("aria-busy", "true");
+      loadPerformance().catch((error) => showError(error, "Journey data"));
+    });
+  }
+  const seconds = refreshSeconds();
+  byId("performance-refresh").textContent = `refreshes every ${integer.format(seconds)} s`;
+  let refreshes = 0;
+  window.setInterval(async () => {
+    if (document.body.dataset.state !== "ready") return; // an error or the token form shows
+    try {
+      await loadJourneyMap();
+      clearMessage();
+      document.body.dataset.refreshes = String(++refreshes);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.isAuth) {
+        showError(error, "Journey data");
+        return;
+      }
+      // Keep the last numbers on the page and try again at the next tick.
+      showMessage("stale", "The numbers could not be refreshed; retrying.", error.detail || "");
+    }
+  }, seconds * 1000);
+}
+
 async function loadJourneyMap() {
-  const [funnel, moves] = await Promise.all([api("journey/funnel"), api("journey/transitions")]);
+  const [funnel, moves, report] = await Promise.all([
+    api("journey/funnel"),
+    api("journey/transitions"),
+    api(`journey/performance?days=${chosenDays()}`),
+  ]);
+  renderPerformance(report);
   const transitions = (moves.transitions ?? [])
     .slice()
     .sort(
@@ -564,7 +744,7 @@ function renderHeader(customer) {
   const kpis = [
     ["Events", customer.event_count ?? (customer.recent_events ?? []).length],
     ["Orders", customer.orders?.count ?? 0],
-    ["Revenue", decimal.format(customer.orders?.revenue ?? 0)],
+    ["Revenue", money(customer.orders?.revenue, customer.orders?.currency)],
     ["Open cases", (customer.open_cases ?? []).length],
   ];
   byId("customer-kpis").replaceChildren(
@@ -645,11 +825,11 @@ function renderProfile(customer) {
   const commerce = factList([
     [
       "Cart",
-      `${integer.format(cart.items ?? 0)} item${cart.items === 1 ? "" : "s"} · ${decimal.format(cart.value ?? 0)}`,
+      `${integer.format(cart.items ?? 0)} item${cart.items === 1 ? "" : "s"} · ${money(cart.value, cart.currency)}`,
       { "data-fact": "cart" },
     ],
     ["Orders", integer.format(orders.count ?? 0), { "data-fact": "orders" }],
-    ["Revenue", decimal.format(orders.revenue ?? 0)],
+    ["Revenue", money(orders.revenue, orders.currency), { "data-fact": "revenue" }],
     ["Returns", integer.format(orders.returns ?? 0)],
     ["Last category", orders.last_category ?? "–"],
     ...(orders.last_order_at ? [["Last order", timeElement(orders.last_order_at)]] : []),
@@ -769,7 +949,8 @@ function renderProfile(customer) {
   );
 }
 
-/** Events, stage changes and actions as one list in time order (ties: event, stage, action). */
+/** Events, stage changes and actions as one list, newest first (at one instant: the
+ * action, then the stage change, then the event that caused them). */
 function timelineItems(customer, decisions) {
   const events = customer.recent_events ?? [];
   const eventById = new Map(events.map((event) => [event.event_id, event]));
@@ -803,7 +984,7 @@ function timelineItems(customer, decisions) {
     item.ms = epochMs(item.at) ?? Number.MAX_SAFE_INTEGER;
     item.index = index;
   });
-  items.sort((a, b) => a.ms - b.ms || a.rank - b.rank || a.index - b.index);
+  items.sort((a, b) => b.ms - a.ms || b.rank - a.rank || b.index - a.index);
   return items;
 }
 
@@ -853,6 +1034,7 @@ function timelineEntry(item) {
         "data-type": "stage_change",
         "data-from": change.from,
         "data-to": change.to,
+        "data-channel": trigger?.channel ?? null,
         "data-at": item.at,
         style: `--accent:${STAGE_COLORS[change.to] ?? "#64748b"}`,
       },
@@ -918,6 +1100,14 @@ function timelineEntry(item) {
         h("span", { class: "label" }, "Why: "),
         reason,
       ),
+      candidate
+        ? h(
+            "div",
+            { class: "tl-decision", "data-reason": candidate.reason },
+            h("span", { class: "label" }, "Decision: "),
+            reasonElement(candidate.reason, candidate.reason_text),
+          )
+        : null,
       h(
         "div",
         { class: "tl-outcomes", "data-outcomes": outcomes.join(" ") },
@@ -935,18 +1125,61 @@ function timelineEntry(item) {
 function renderTimeline(customer, decisions) {
   const items = timelineItems(customer, decisions);
   const list = byId("timeline");
+  byId("timeline-filters").hidden = !items.length;
   if (!items.length) {
     list.replaceChildren(h("li", { class: "empty" }, "Nothing happened yet."));
     return;
   }
-  list.replaceChildren(...items.map(timelineEntry));
-  const channels = [
-    ...new Set(items.map((item) => item.event?.channel ?? item.action?.channel).filter(Boolean)),
-  ];
-  byId("timeline-legend").replaceChildren(
-    ...channels.map(channelChip),
-    items.some((item) => item.kind === "stage") ? chip("Stage change", { class: "soft" }) : null,
+  list.replaceChildren(
+    ...items.map(timelineEntry),
+    h("li", { class: "empty", id: "timeline-none", hidden: true }, "Nothing matches the filters."),
   );
+  const channels = [
+    ...new Set(
+      items
+        .map((item) => item.event?.channel ?? item.action?.channel ?? item.trigger?.channel)
+        .filter(Boolean),
+    ),
+  ].sort((a, b) => Object.keys(CHANNELS).indexOf(a) - Object.keys(CHANNELS).indexOf(b));
+  const checkbox = (name, value, label) =>
+    h(
+      "label",
+      { class: "filter", "data-filter": `${name}:${value}` },
+      h("input", { type: "checkbox", name, value, checked: true }),
+      label,
+    );
+  byId("filter-kinds").replaceChildren(
+    h("legend", {}, "Show"),
+    ...TIMELINE_KINDS.map(([kind, label]) => checkbox("kind", kind, label)),
+  );
+  byId("filter-channels").replaceChildren(
+    h("legend", {}, "Channels"),
+    ...channels.map((channel) => checkbox("channel", channel, channelChip(channel))),
+  );
+  const form = byId("timeline-filters");
+  form.onchange = filterTimeline;
+  filterTimeline();
+}
+
+/** Hides the timeline entries whose kind or channel is unticked (an entry without a
+ * channel, such as a stage change of unknown cause, follows its kind alone). */
+function filterTimeline() {
+  const form = byId("timeline-filters");
+  const ticked = (name) =>
+    new Set([...form.querySelectorAll(`input[name=${name}]:checked`)].map((box) => box.value));
+  const kinds = ticked("kind");
+  const channels = ticked("channel");
+  const entries = [...byId("timeline").querySelectorAll("li[data-kind]")];
+  let shown = 0;
+  for (const entry of entries) {
+    const { kind, channel } = entry.dataset;
+    entry.hidden = !kinds.has(kind) || (channel !== undefined && !channels.has(channel));
+    if (!entry.hidden) shown += 1;
+  }
+  byId("timeline-none").hidden = shown > 0;
+  const count = byId("timeline-count");
+  count.textContent = `${integer.format(shown)} of ${integer.format(entries.length)} shown`;
+  count.dataset.shown = shown;
 }
 
 function renderDecisions(decisions, error) {
@@ -1041,7 +1274,7 @@ function renderDecisions(decisions, error) {
                         class: candidate.outcome === "chosen" ? "yes" : "no",
                       }),
                     ),
-                    h("td", {}, h("code", {}, candidate.reason)),
+                    h("td", {}, reasonElement(candidate.reason, candidate.reason_text)),
                     h("td", { class: "detail" }, candidate.detail ?? ""),
                   ),
                 ),
@@ -1091,6 +1324,9 @@ async function loadCustomer() {
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
-  if (page === "journey") startPage(loadJourneyMap, "Journey data");
+  if (page === "journey") {
+    startPage(loadJourneyMap, "Journey data");
+    wirePerformance();
+  }
   else if (page === "customer") startPage(loadCustomer, "Customer");
 });

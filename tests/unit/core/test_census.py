@@ -6,6 +6,7 @@ from collections import Counter
 
 from stream.core import census
 from stream.core.state import new_state
+from stream.core.stored import Moved
 
 
 def customer(stage: str = "awareness", timers: tuple[str, ...] = (), held: int = 0):
@@ -44,7 +45,7 @@ def test_totals_sum_the_rows_of_every_owned_partition() -> None:
     assert census.totals([]) == ({}, {}, 0)
 
 
-def test_the_funnel_counts_entered_moved_on_and_drop_off_per_stage() -> None:
+def test_the_funnel_counts_entered_moved_on_and_the_share_not_moved_on_per_stage() -> None:
     day = census.DAY_MS
     total = {
         "created": 10,
@@ -61,10 +62,30 @@ def test_the_funnel_counts_entered_moved_on_and_drop_off_per_stage() -> None:
         "customers": 4,
         "entered": 10,
         "moved_on": 6,
-        "drop_off": 0.4,
+        "not_moved_on": 0.4,
+        "drop_off": 0.4,  # the old name, kept for existing clients
         "avg_days_in_stage": 1.0,
     }
-    assert stages["acquisition"]["entered"] == 6 and stages["acquisition"]["drop_off"] == 1.0
+    assert stages["acquisition"]["entered"] == 6 and stages["acquisition"]["not_moved_on"] == 1.0
     assert stages["acquisition"]["avg_days_in_stage"] == 2.0
-    assert stages["onboarding"]["drop_off"] is None and stages["advocacy"]["drop_off"] is None
+    assert stages["onboarding"]["not_moved_on"] is None
+    assert stages["advocacy"]["not_moved_on"] is None
     assert census.transitions(total) == [{"from": "awareness", "to": "acquisition", "count": 6}]
+
+
+def test_a_new_profile_is_created_and_a_counted_one_merged_away_is_merged() -> None:
+    counted = census.summary(customer())
+    assert census.people(Counter(), customer(), fresh=True) == Counter({"created": 1})
+    assert census.people(counted, Moved("C2"), fresh=False) == Counter({"merged": 1})
+    assert census.people(counted, customer("acquisition"), fresh=False) == Counter()
+    assert census.people(counted, None, fresh=False) == Counter()  # erased: it did enter
+    # created and merged within one batch: never counted, so not taken away either
+    assert census.people(Counter(), Moved("C2"), fresh=True) == Counter()
+
+
+def test_a_person_with_two_merged_profiles_entered_awareness_once() -> None:
+    # an anonymous visitor and the customer they signed up as: two profiles, one merged
+    total = {"created": 2, "merged": 1, "stage:awareness": 1}
+    awareness = census.funnel(total, now_ms=0)[0]
+    assert (awareness["entered"], awareness["customers"]) == (1, 1)
+    assert awareness["not_moved_on"] == 1.0

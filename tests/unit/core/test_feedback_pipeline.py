@@ -171,7 +171,9 @@ def test_a_purchase_within_the_window_converts_each_exposure_once() -> None:
     for key, group in ((TREATED, "treatment"), (CONTROL, "control")):
         state = at(None, cart(key)).state
         bought = at(state, purchase(key, NOON_MS + DAY_MS))
-        assert bought.learning == (LearningUpdate("promo", CONVERSION, group=group),)
+        assert bought.learning == (
+            LearningUpdate("promo", CONVERSION, group=group, value=20.0, currency="EUR"),
+        )
         again = at(bought.state, purchase(key, NOON_MS + DAY_MS + HOUR_MS))
         assert again.learning == ()
 
@@ -223,7 +225,14 @@ def test_an_experiment_variant_travels_with_exposure_and_conversion() -> None:
     assert exposure.variant in {"channel_test=a", "channel_test=b"}
     bought = at(decided.state, purchase(TREATED, NOON_MS + HOUR_MS), policy)
     assert bought.learning == (
-        LearningUpdate("promo", CONVERSION, group="treatment", variant=exposure.variant),
+        LearningUpdate(
+            "promo",
+            CONVERSION,
+            group="treatment",
+            variant=exposure.variant,
+            value=20.0,
+            currency="EUR",
+        ),
     )
 
 

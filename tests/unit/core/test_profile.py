@@ -35,3 +35,14 @@ def test_the_profile_shows_hashes_shortened_and_times_in_rfc3339() -> None:
     assert view["stage_history"][0]["to"] == "acquisition"
     assert view["stage_history"][0]["at"].endswith("Z")
     assert view["recent_events"][0]["type"] == "add_to_cart"
+
+
+def test_amounts_carry_the_customers_currency_or_the_default() -> None:
+    state = new_state("C1")
+    view = profile_view(state, HoldoutPolicy())
+    assert view["orders"]["currency"] == view["cart"]["currency"] == "EUR"
+    order = {"order_id": "o1", "value": 12.5, "currency": "GBP"}
+    state = reduce(state, build_event("order_completed", properties=order), Limits()).state
+    view = profile_view(state, HoldoutPolicy())
+    assert (view["orders"]["revenue"], view["orders"]["currency"]) == (12.5, "GBP")
+    assert view["cart"]["currency"] == "GBP"

@@ -127,3 +127,29 @@ def test_merging_huge_amounts_saturates_instead_of_overflowing() -> None:
     merged = merge_states(a, b, Limits())
     assert merged.orders["revenue"] == MAX_AMOUNT and merged.cart["value"] == MAX_AMOUNT
     assert merged.to_json()  # finite: stored and read back
+
+
+def test_a_merged_profile_keeps_the_currency_of_the_latest_order() -> None:
+    def buyer(key: str, at_ms: int, currency: str | None):
+        props = {
+            "order_id": f"o-{key}",
+            "value": 5.0,
+            **({"currency": currency} if currency else {}),
+        }
+        return _apply(
+            new_state(key),
+            build_event("order_completed", properties=props, at_ms=at_ms, customer_key=key),
+        )
+
+    assert (
+        merge_states(buyer("C1", T0, "GBP"), buyer("anon:a1", T0 + 1, "USD"), Limits()).orders[
+            "currency"
+        ]
+        == "USD"
+    )
+    assert (
+        merge_states(buyer("C1", T0 + 1, None), buyer("anon:a1", T0, "GBP"), Limits()).orders[
+            "currency"
+        ]
+        == "GBP"
+    )

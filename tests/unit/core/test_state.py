@@ -179,3 +179,15 @@ def test_contact_history_keeps_the_newest_fifty_of_each_category() -> None:
     assert len([c for c in kept if c["category"] == "service"]) == CONTACT_HISTORY_LIMIT
     short = email[:2]
     assert bounded_contacts(short) is short
+
+
+def test_an_order_sets_the_customers_currency_and_one_without_keeps_it() -> None:
+    def order(n: int, **currency: str):
+        return build_event(
+            "order_completed", properties={"order_id": f"o{n}", "value": 1.0, **currency}
+        )
+
+    assert "currency" not in apply(order(1)).orders  # none yet: the default applies
+    assert apply(order(1, currency="GBP")).orders["currency"] == "GBP"
+    assert apply(order(1, currency="GBP"), order(2)).orders["currency"] == "GBP"
+    assert apply(order(1, currency="GBP"), order(2, currency="USD")).orders["currency"] == "USD"

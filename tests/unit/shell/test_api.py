@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from stream.config import Clock, Settings, load_settings
+from stream.core import performance
 from stream.core.decide.holdout import HoldoutPolicy
 from stream.core.state import new_state
 from stream.shell.api import ApiContext, ApiError, add_api, authorize, customer_key, register_api
@@ -48,6 +50,7 @@ class FakeWeb:
 class FakeRequest:
     path: str = "/"
     headers: dict[str, str] = field(default_factory=lambda: {"Authorization": f"Bearer {TOKEN}"})
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class FakeRouter:
@@ -98,6 +101,7 @@ def served(
     decisions: dict[bytes, bytes] | None = None,
     census_rows: dict[bytes, bytes] | None = None,
     owned: set[int] | None = None,
+    clock: Clock | None = None,
 ) -> FakeApp:
     """A fake app with the API registered on it."""
     app = app or FakeApp()
@@ -110,7 +114,7 @@ def served(
         FakeTable(decisions),
         FakeTable(census_rows),
         policy,
-        Clock(),
+        clock or Clock(),
         lambda: owned,
     )
     return app
@@ -128,6 +132,8 @@ def test_every_view_is_registered_under_its_own_name_in_order() -> None:
         "/journey/census",
         "/journey/funnel",
         "/journey/transitions",
+        "/journey/performance",
+        "/journey/performance/share",
         "/openapi.json",
         "/debug/state/{key}",
         "/debug/aliases/{token}",
@@ -192,6 +198,17 @@ async def test_decisions_are_answered_even_without_a_profile() -> None:
     answer = await get(app, "/customers/{customer_id}/decisions", customer_id="C3")
     assert answer.status == 200
     assert answer.body == {"customer_id": "C3", "decisions": records}
+
+
+async def test_every_candidates_reason_comes_in_plain_words_beside_its_code() -> None:
+    records = [{"decision_id": "d1", "candidates": [{"action": "a", "reason": "contact_cap"}]}]
+    app = served(decisions={b"C3": orjson.dumps(records)})
+    answer = await get(app, "/customers/{customer_id}/decisions", customer_id="C3")
+    [candidate] = answer.body["decisions"][0]["candidates"]
+    assert (candidate["reason"], candidate["reason_text"]) == (
+        "contact_cap",
+        "Contact limit reached",
+    )
 
 
 async def test_a_request_forwarded_once_is_not_forwarded_again() -> None:
@@ -292,3 +309,75 @@ async def test_the_web_page_needs_no_token_and_serves_only_plain_names() -> None
     assert index.status == 200 and index.content_type == "text/html"
     assert (await get(app, "/ui/{name}", no_token, name="..")).status == 404
     assert (await get(app, "/ui/vendor/{name}", no_token, name=".x")).status == 404
+
+
+# 2026-11-23 10:00 UTC, pinned (the API's "today")
+PINNED = Clock(anchor_ms=int(time.time() * 1000), start_ms=1_795_428_000_000 + 3_600_000)
+TODAY = performance.day_of(PINNED.now_ms())
+
+
+def performance_rows(*rows: tuple[int, int, dict[str, int]]) -> dict[bytes, bytes]:
+    return {performance.day_key(p, day): orjson.dumps(row) for p, day, row in rows}
+
+
+async def test_performance_sums_the_chosen_days_and_leaves_the_census_alone() -> None:
+    rows = performance_rows(
+        (0, TODAY, {"action:promo:sent": 2, "action:promo:exposures:treatment": 2}),
+        (0, TODAY - 6, {"action:promo:sent": 3, "action:promo:exposures:treatment": 3}),
+        (0, TODAY - 7, {"action:promo:sent": 50}),
+    )
+    rows[b"p0"] = orjson.dumps({"stage:awareness": 2})
+    rows[performance.days_key(0)] = orjson.dumps([TODAY - 7, TODAY - 6, TODAY])
+    app = served(app=FakeApp(census_hosts=[OWN_URL]), census_rows=rows, owned={0}, clock=PINNED)
+    week = await get(app, "/journey/performance", FakeRequest(query={"days": "7"}))
+    assert week.status == 200
+    assert (week.body["from"], week.body["to"], week.body["days"]) == (
+        "2026-11-17",
+        "2026-11-23",
+        7,
+    )
+    [promo] = week.body["actions"]
+    assert (promo["action"], promo["sent"], promo["treatment"]["exposures"]) == ("promo", 5, 5)
+    assert week.body["journeys"] == []
+    today = await get(app, "/journey/performance", FakeRequest(query={"days": "1"}))
+    assert today.body["actions"][0]["sent"] == 2
+    census = await get(app, "/journey/census")
+    assert census.body["census"] == {"stage:awareness": 2}  # no performance key in it
+
+
+async def test_performance_asks_for_a_range_it_keeps() -> None:
+    app = served(app=FakeApp(census_hosts=[OWN_URL]), owned={0}, clock=PINNED)
+    for days in ("0", "91", "-1", "7.5", "x", "\uff17"):
+        answer = await get(app, "/journey/performance", FakeRequest(query={"days": days}))
+        assert answer.status == 400 and answer.body["error"] == "bad_request", days
+    default = await get(app, "/journey/performance")
+    assert default.status == 200 and default.body["days"] == 7
+    for query in ({}, {"from": "2026-11-23", "to": "2026-11-22"}, {"from": "x", "to": "y"}):
+        answer = await get(app, "/journey/performance/share", FakeRequest(query=query))
+        assert answer.status == 400, query
+
+
+async def test_performance_adds_the_share_of_every_other_worker() -> None:
+    app = FakeApp(census_hosts=[OWN_URL, OTHER_URL])
+    share = {"partitions": [1], "counts": {"action:promo:sent": 4}}
+    forwarder: Any = FakeForwarder(200, orjson.dumps(share), "")
+    policy: Any = SimpleNamespace(current=SimpleNamespace(holdout=HoldoutPolicy()))
+    rows = performance_rows((0, TODAY, {"action:promo:sent": 1}))
+    context = ApiContext(
+        app,
+        load_settings({"JOURNEY_API_TOKEN": TOKEN, "JOURNEY_PARTITIONS": "2"}),
+        customers=FakeTable(),
+        aliases=FakeTable(),
+        decisions=FakeTable(),
+        census_table=FakeTable(rows),
+        policy=policy,
+        clock=PINNED,
+        owned=lambda: {0},
+        forwarder=forwarder,
+    )
+    register_api(context)
+    answer = await get(app, "/journey/performance", FakeRequest(query={"days": "30"}))
+    assert forwarder.asked == [
+        f"{OTHER_URL}/journey/performance/share?from=2026-10-25&to=2026-11-23"
+    ]
+    assert answer.body["actions"][0]["sent"] == 5
