@@ -1,0 +1,332 @@
+"""Journeys through real worker processes on the real broker: a journey end to end across
+channels, a wait that survives kill -9, and a policy reload in the middle of a journey.
+
+Time passes only when a test says so. The workers run the conftest's pinned clock (speed
+1, from BASE + 1 h); a test moves it past a wait by restarting the worker with the clock's
+start moved on, as the fault tests' firing phase does. The reload test cannot restart (a
+worker started on the new policy knows only the new journey versions), so it runs the
+pinned clock sped up and checks that the runs still wait when the policy changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.config import load_settings
+from stream.core.decide import load_policy_file
+from tests.faults.harness import collect_actions, read_log
+from tests.integration.conftest import API_TOKEN, Deployment, WorkerProcess, http_get
+from tests.integration.conftest import new_deployment as fresh_deployment
+from tests.integration.events import event
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+
+ACTIONS = """
+format: 1
+name: %(name)s
+contact_policy: {default_timezone: Europe/Paris}
+holdout: {control_share: 0.0}
+actions:
+  - id: app_invite
+    category: marketing
+    channels: [email]
+    payload: {order_id: event.properties.order_id}
+  - id: getting_started
+    category: marketing
+    channels: [push]
+  - id: sms_invite
+    category: marketing
+    channels: [sms]
+"""
+
+ONBOARDING = (
+    ACTIONS
+    + """
+journeys:
+  - id: onboarding
+    description: invite to the app after an order; welcome in the app, else one SMS
+    entry: {event: order_completed}
+    reentry: never
+    max_duration: 10d
+    exit: [{event: product_return}]
+    goal: {event: app_installed}
+    start: invite
+    nodes:
+      invite: {send: app_invite, next: wait_install}
+      wait_install:
+        wait_for: {event: app_installed}
+        timeout: 2h
+        next: welcome
+        on_timeout: sms
+      welcome: {send: getting_started, next: done}
+      sms: {send: sms_invite, next: done}
+      done: {exit: completed}
+"""
+)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def journey_deployment(
+    tmp_path_factory: pytest.TempPathFactory, policy: str, **env: str
+) -> Deployment:
+    """A fresh deployment whose workers run ``policy`` (checked by the loader here)."""
+    deployment = fresh_deployment(tmp_path_factory)
+    path = deployment.tmp / "journeys.yaml"
+    path.write_text(policy)
+    load_policy_file(path, deployment.catalog)
+    deployment.env.update({"JOURNEY_POLICY_FILE": str(path), "JOURNEY_TIMER_TICK_S": "0.05"})
+    deployment.env.update(env)
+    deployment.settings = load_settings(deployment.env)
+    return deployment
+
+
+def journey_version(path: Path | str, deployment: Deployment, journey_id: str) -> str:
+    """The version the loader gives the journey in the policy at ``path``."""
+    policy = load_policy_file(Path(path), deployment.catalog)
+    [journey] = [j for j in policy.journeys if j.id == journey_id]
+    return journey.version
+
+
+def order(customer_id: str, at_ms: int) -> dict[str, Any]:
+    return event(
+        "web",
+        "order_completed",
+        {"customer_id": customer_id},
+        {"order_id": f"O-{customer_id}", "value": 42.0, "currency": "EUR"},
+        at_ms=at_ms,
+    )
+
+
+def sent(actions: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """Action messages per (customer, action)."""
+    return Counter((a["customer_id"], a["action"]) for a in actions)
+
+
+def of(actions: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [a for a in actions if a["action"] == name]
+
+
+def journeys_of(worker: WorkerProcess, customer_id: str) -> list[dict[str, Any]] | None:
+    """The ``journeys`` section of the customer API's profile (None: no such customer)."""
+    status, body = http_get(f"{worker.url}/customers/{customer_id}", API_TOKEN)
+    return orjson.loads(body)["journeys"] if status == 200 else None
+
+
+def at_node(worker: WorkerProcess, customer_id: str, journey: str, node: str) -> bool:
+    return any(
+        j["journey"] == journey and j["node"] == node
+        for j in journeys_of(worker, customer_id) or []
+    )
+
+
+def samples(
+    worker: WorkerProcess, name: str, labels: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], float]:
+    """A metric's samples by the values of ``labels``, zeros left out."""
+    found = {}
+    for family in text_string_to_metric_families(worker.metrics()):
+        for sample in family.samples:
+            if sample.name == name and sample.value:
+                found[tuple(sample.labels[label] for label in labels)] = sample.value
+    return found
+
+
+def moves(worker: WorkerProcess) -> dict[tuple[str, ...], float]:
+    """journey_run_moves_total by (journey, version, node, move, detail, group)."""
+    labels = ("journey", "version", "node", "move", "detail", "group")
+    return samples(worker, "journey_run_moves_total", labels)
+
+
+def active(worker: WorkerProcess) -> dict[tuple[str, ...], float]:
+    """journey_runs_active by (journey, version, node)."""
+    return samples(worker, "journey_runs_active", ("journey", "version", "node"))
+
+
+def index_size(worker: WorkerProcess) -> float:
+    """Customers with a deadline in the scheduler's index (0: every deadline handled)."""
+    return samples(worker, "journey_timer_index_customers").get((), 0.0)
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+async def settles(
+    deployment: Deployment, read: Callable[[], Any], expected: Any, what: str
+) -> None:
+    """Wait until ``read()`` equals ``expected``; at the deadline, fail showing the difference."""
+    try:
+        await deployment.wait_for(lambda: read() == expected, timeout_s=30, what=what)
+    except pytest.fail.Exception:
+        assert read() == expected, what
+
+
+async def advance_clock(deployment: Deployment, worker: WorkerProcess, by_ms: int) -> None:
+    """Stop the worker, move the pinned clock on by ``by_ms``, start it again."""
+    await asyncio.to_thread(worker.stop)
+    start_ms = int(deployment.env["JOURNEY_CLOCK_START_MS"]) + by_ms
+    deployment.env["JOURNEY_CLOCK_START_MS"] = str(start_ms)
+    worker.env["JOURNEY_CLOCK_START_MS"] = str(start_ms)
+    await asyncio.to_thread(worker.start)
+
+
+async def decisions_of(deployment: Deployment) -> list[dict[str, Any]]:
+    """Every explain record on the decisions topic."""
+    records = await read_log(deployment.settings.topics.decisions, deployment.settings.partitions)
+    return [record.value for record in records]
+
+
+# --- 1. a journey end to end across channels ---------------------------------------------
+
+
+async def test_a_journey_runs_end_to_end_across_channels(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    d = journey_deployment(tmp_path_factory, ONBOARDING % {"name": "onboarding-it"})
+    version = journey_version(d.env["JOURNEY_POLICY_FILE"], d, "onboarding")
+    installs, lapses, returns = "C400001", "C400002", "C400003"
+    everyone = (installs, lapses, returns)
+    w1 = d.worker("w1")
+    await asyncio.to_thread(w1.start)
+    try:
+        now = d.clock().now_ms
+        await d.produce("web", [order(cid, now()) for cid in everyone])
+        invites = of(await d.actions(lambda a: len(of(a, "app_invite")) >= 3), "app_invite")
+        runs = {}
+        for invite in invites:
+            cid = invite["customer_id"]
+            assert d.catalog.message_error("action", invite) is None
+            assert (invite["channel"], invite["payload"]) == ("email", {"order_id": f"O-{cid}"})
+            assert invite["trigger"]["channel"] == "journey"
+            step = invite["journey"]
+            assert (step["id"], step["version"], step["node"]) == ("onboarding", version, "invite")
+            runs[cid] = step["run"]
+        assert sorted(runs) == sorted(everyone) and len(set(runs.values())) == 3
+
+        await d.wait_for(
+            lambda: all(at_node(w1, cid, "onboarding", "wait_install") for cid in everyone),
+            what="every run waiting for the install",
+        )
+        await d.produce(
+            "app",
+            [
+                event(
+                    "app",
+                    "app_installed",
+                    {"customer_id": installs},
+                    {"platform": "ios"},
+                    at_ms=now(),
+                )
+            ],
+        )
+        returned = {"store_id": "S1", "product_id": "P1", "order_id": f"O-{returns}"}
+        await d.produce(
+            "store",
+            [event("store", "product_return", {"customer_id": returns}, returned, at_ms=now())],
+        )
+        welcome = await d.actions(lambda a: (installs, "getting_started") in sent(a))
+        [push] = of(welcome, "getting_started")
+        assert push["channel"] == "push" and d.catalog.message_error("action", push) is None
+        assert push["journey"] == {
+            "id": "onboarding",
+            "version": version,
+            "node": "welcome",
+            "run": runs[installs],
+        }
+        await d.wait_for(
+            lambda: journeys_of(w1, installs) == [] and journeys_of(w1, returns) == [],
+            what="the installer's and the returner's runs ended",
+        )
+        [waiting] = journeys_of(w1, lapses) or [None]
+        assert waiting is not None
+        assert {k: waiting[k] for k in ("journey", "version", "run", "node", "group")} == {
+            "journey": "onboarding",
+            "version": version,
+            "run": runs[lapses],
+            "node": "wait_install",
+            "group": "treatment",
+        }
+        assert ms(waiting["next_step_at"]) == ms(waiting["since"]) + 2 * HOUR_MS
+
+        def labels(node: str, move: str, detail: str = "") -> tuple[str, ...]:
+            return ("onboarding", version, node, move, detail, "treatment")
+
+        before = {
+            labels("invite", "entered"): 3.0,
+            labels("invite", "edge", "sent"): 3.0,
+            labels("wait_install", "converted"): 1.0,
+            labels("wait_install", "edge", "next"): 1.0,
+            labels("welcome", "edge", "sent"): 1.0,
+            labels("done", "exited", "completed"): 1.0,
+            labels("wait_install", "exited", "product_return"): 1.0,
+        }
+        await settles(d, lambda: moves(w1), before, "the moves so far")
+        waiting_now = {("onboarding", version, "wait_install"): 1.0}
+        await settles(d, lambda: active(w1), waiting_now, "one run waiting for the install")
+
+        # The clock passes the two-hour timeout: the one still waiting gets the SMS.
+        await advance_clock(d, w1, 3 * HOUR_MS)
+        await d.actions(lambda a: (lapses, "sms_invite") in sent(a))
+        await d.wait_for(lambda: index_size(w1) == 0, what="every deadline handled")
+        await d.wait_for(lambda: journeys_of(w1, lapses) == [], what="the lapsed run ended")
+        actions = await collect_actions(d)
+        assert sent(actions) == Counter(
+            {
+                (installs, "app_invite"): 1,
+                (installs, "getting_started"): 1,
+                (lapses, "app_invite"): 1,
+                (lapses, "sms_invite"): 1,
+                (returns, "app_invite"): 1,  # and nothing after the return
+            }
+        )
+        [sms] = of(actions, "sms_invite")
+        assert sms["channel"] == "sms" and sms["trigger"]["channel"] == "journey"
+        assert sms["journey"] == {
+            "id": "onboarding",
+            "version": version,
+            "node": "sms",
+            "run": runs[lapses],
+        }
+        after = {
+            labels("wait_install", "edge", "timeout"): 1.0,
+            labels("sms", "edge", "sent"): 1.0,
+            labels("done", "exited", "completed"): 1.0,
+        }
+        await settles(d, lambda: moves(w1), after, "the moves since the restart")
+        await settles(d, lambda: active(w1), {}, "no run active")
+
+        # The explain record of every journey decision names journey, version, node, run.
+        decisions = [r for r in await decisions_of(d) if "journey" in r]
+        steps = sorted(
+            (r["customer_id"], r["journey"]["node"], r["journey"]["run"]) for r in decisions
+        )
+        assert steps == sorted(
+            [
+                (installs, "invite", runs[installs]),
+                (installs, "welcome", runs[installs]),
+                (lapses, "invite", runs[lapses]),
+                (lapses, "sms", runs[lapses]),
+                (returns, "invite", runs[returns]),
+            ]
+        )
+        by_id = {a["action_id"]: a for a in actions}
+        for record in decisions:
+            assert d.catalog.message_error("decision", record) is None
+            assert record["journey"]["id"] == "onboarding"
+            assert record["journey"]["version"] == version
+            [chosen] = record["chosen"]
+            assert by_id[chosen]["journey"] == record["journey"]
+    finally:
+        await asyncio.to_thread(w1.stop)
