@@ -11,6 +11,7 @@ pinned clock sped up and checks that the runs still wait when the policy changes
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -23,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import load_settings
 from stream.core.decide import load_policy_file
-from tests.faults.harness import collect_actions, read_log
+from tests.faults.harness import collect_actions, lag_report, read_log
 from tests.integration.conftest import API_TOKEN, Deployment, WorkerProcess, http_get
 from tests.integration.conftest import new_deployment as fresh_deployment
 from tests.integration.events import event
@@ -31,27 +32,27 @@ from tests.integration.events import event
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 
-ACTIONS = """
-format: 1
-name: %(name)s
-contact_policy: {default_timezone: Europe/Paris}
-holdout: {control_share: 0.0}
-actions:
-  - id: app_invite
-    category: marketing
-    channels: [email]
-    payload: {order_id: event.properties.order_id}
-  - id: getting_started
-    category: marketing
-    channels: [push]
-  - id: sms_invite
-    category: marketing
-    channels: [sms]
-"""
 
-ONBOARDING = (
-    ACTIONS
-    + """
+def policy_head(name: str, *actions: tuple[str, str]) -> str:
+    """A policy's name, contact policy (no caps, no quiet hours), no control group, and
+    its actions (id, channel): marketing actions that only journeys send."""
+    lines = [
+        "format: 1",
+        f"name: {name}",
+        "contact_policy: {default_timezone: Europe/Paris}",
+        "holdout: {control_share: 0.0}",
+        "actions:",
+    ]
+    for action, channel in actions:
+        lines += [f"  - id: {action}", "    category: marketing", f"    channels: [{channel}]"]
+        lines += ["    payload: {order_id: event.properties.order_id}"]
+    return "\n".join(lines) + "\n"
+
+
+ONBOARDING = policy_head(
+    "onboarding-it", ("app_invite", "email"), ("getting_started", "push"), ("sms_invite", "sms")
+) + (
+    """
 journeys:
   - id: onboarding
     description: invite to the app after an order; welcome in the app, else one SMS
@@ -194,7 +195,7 @@ async def decisions_of(deployment: Deployment) -> list[dict[str, Any]]:
 async def test_a_journey_runs_end_to_end_across_channels(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    d = journey_deployment(tmp_path_factory, ONBOARDING % {"name": "onboarding-it"})
+    d = journey_deployment(tmp_path_factory, ONBOARDING)
     version = journey_version(d.env["JOURNEY_POLICY_FILE"], d, "onboarding")
     installs, lapses, returns = "C400001", "C400002", "C400003"
     everyone = (installs, lapses, returns)
@@ -329,4 +330,86 @@ async def test_a_journey_runs_end_to_end_across_channels(
             [chosen] = record["chosen"]
             assert by_id[chosen]["journey"] == record["journey"]
     finally:
+        await asyncio.to_thread(w1.stop)
+
+
+# --- 2. kill -9 during a wait ------------------------------------------------------------
+
+SERIES = policy_head("series-it", ("app_invite", "email"), ("sms_invite", "sms")) + (
+    """
+journeys:
+  - id: series
+    description: an e-mail after the order, an SMS an hour later
+    entry: {event: order_completed}
+    max_duration: 10d
+    start: welcome
+    nodes:
+      welcome: {send: app_invite, next: pause}
+      pause: {wait: 1h, next: follow_up}
+      follow_up: {send: sms_invite, next: done}
+      done: {exit: completed}
+"""
+)
+
+
+@pytest.mark.parametrize("after_the_kill", ["restart", "takeover"])
+async def test_kill_9_during_a_wait_fires_the_next_step_exactly_once(
+    tmp_path_factory: pytest.TempPathFactory, after_the_kill: str
+) -> None:
+    """``restart``: the killed worker starts again on its own store; ``takeover``: a second
+    worker with an empty store rebuilds the runs from the changelog and fires them."""
+    d = journey_deployment(tmp_path_factory, SERIES)
+    version = journey_version(d.env["JOURNEY_POLICY_FILE"], d, "series")
+    customers = [f"C4100{i:02d}" for i in range(8)]  # spread over both partitions
+    w1 = d.worker("w1")
+    await asyncio.to_thread(w1.start)
+    survivor = w1 if after_the_kill == "restart" else d.worker("w2")
+    try:
+        now = d.clock().now_ms
+        await d.produce("web", [order(cid, now()) for cid in customers])
+        await d.actions(lambda a: len(of(a, "app_invite")) >= len(customers))
+        await d.wait_for(
+            lambda: all(at_node(w1, cid, "series", "pause") for cid in customers),
+            what="every run waiting",
+        )
+        await d.wait_for(lambda: asyncio.run(lag_report(d)) == {}, what="offsets committed")
+
+        w1.stop(signal.SIGKILL)
+        d.env["JOURNEY_CLOCK_START_MS"] = str(int(d.env["JOURNEY_CLOCK_START_MS"]) + 2 * HOUR_MS)
+        survivor.env["JOURNEY_CLOCK_START_MS"] = d.env["JOURNEY_CLOCK_START_MS"]
+        await asyncio.to_thread(survivor.start)
+
+        await d.actions(lambda a: len(of(a, "sms_invite")) >= len(customers), timeout_s=120)
+        await d.wait_for(lambda: index_size(survivor) == 0, what="every deadline handled")
+        actions = await collect_actions(d)
+        assert sent(actions) == Counter(
+            {(cid, name): 1 for cid in customers for name in ("app_invite", "sms_invite")}
+        )
+        assert len({a["action_id"] for a in actions}) == len(actions)
+        runs = {a["customer_id"]: a["journey"]["run"] for a in of(actions, "app_invite")}
+        for follow_up in of(actions, "sms_invite"):
+            assert follow_up["journey"] == {
+                "id": "series",
+                "version": version,
+                "node": "follow_up",
+                "run": runs[follow_up["customer_id"]],
+            }
+        for cid in customers:
+            state = survivor.customer(cid) or {}
+            assert state.get("journeys") == {}
+            assert state["journey_ends"]["series"]["reason"] == "completed"
+        # The survivor moved the waiting runs on and entered nobody again.
+        n = float(len(customers))
+        await settles(
+            d,
+            lambda: moves(survivor),
+            {
+                ("series", version, "pause", "edge", "next", "treatment"): n,
+                ("series", version, "follow_up", "edge", "sent", "treatment"): n,
+                ("series", version, "done", "exited", "completed", "treatment"): n,
+            },
+            "the survivor's moves",
+        )
+    finally:
+        await asyncio.to_thread(survivor.stop)
         await asyncio.to_thread(w1.stop)
