@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +30,7 @@ from tests.integration.conftest import API_TOKEN, Deployment, WorkerProcess, htt
 from tests.integration.conftest import new_deployment as fresh_deployment
 from tests.integration.events import event
 
+ENTERED_ON_ORDER = {"entered_on": "order_completed"}
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 
@@ -45,7 +47,7 @@ def policy_head(name: str, *actions: tuple[str, str]) -> str:
     ]
     for action, channel in actions:
         lines += [f"  - id: {action}", "    category: marketing", f"    channels: [{channel}]"]
-        lines += ["    payload: {order_id: event.properties.order_id}"]
+        lines += ["    payload: {entered_on: event.type}"]  # a journey's send sees its entry
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +162,10 @@ def index_size(worker: WorkerProcess) -> float:
     return samples(worker, "journey_timer_index_customers").get((), 0.0)
 
 
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def ms(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
@@ -209,7 +215,7 @@ async def test_a_journey_runs_end_to_end_across_channels(
         for invite in invites:
             cid = invite["customer_id"]
             assert d.catalog.message_error("action", invite) is None
-            assert (invite["channel"], invite["payload"]) == ("email", {"order_id": f"O-{cid}"})
+            assert (invite["channel"], invite["payload"]) == ("email", ENTERED_ON_ORDER)
             assert invite["trigger"]["channel"] == "journey"
             step = invite["journey"]
             assert (step["id"], step["version"], step["node"]) == ("onboarding", version, "invite")
@@ -294,6 +300,7 @@ async def test_a_journey_runs_end_to_end_across_channels(
         )
         [sms] = of(actions, "sms_invite")
         assert sms["channel"] == "sms" and sms["trigger"]["channel"] == "journey"
+        assert sms["payload"] == ENTERED_ON_ORDER  # the timeout's send sees the entry event
         assert sms["journey"] == {
             "id": "onboarding",
             "version": version,
@@ -412,4 +419,162 @@ async def test_kill_9_during_a_wait_fires_the_next_step_exactly_once(
         )
     finally:
         await asyncio.to_thread(survivor.stop)
+        await asyncio.to_thread(w1.stop)
+
+
+# --- 3. a policy reload mid-journey ------------------------------------------------------
+
+SPEED = 120.0  # one real second is two clock minutes: a 40-minute wait takes 20 s
+
+
+def waits_then_sends(journey: str, entry: str, action: str) -> str:
+    return f"""
+  - id: {journey}
+    entry: {{event: {entry}}}
+    max_duration: 10d
+    start: pause
+    nodes:
+      pause: {{wait: 40m, next: offer}}
+      offer: {{send: {action}, next: done}}
+      done: {{exit: completed}}
+"""
+
+
+NURTURE = waits_then_sends("nurture", "app_opened", "nurture_mail")
+VERSION_A = (
+    policy_head("reload-it", ("offer_x", "email"), ("nurture_mail", "email"))
+    + "journeys:"
+    + waits_then_sends("onboarding", "order_completed", "offer_x")
+    + NURTURE
+)
+# The marketer replaces offer_x by offer_y: offer_x leaves the policy.
+VERSION_B = (
+    policy_head("reload-it", ("offer_y", "sms"), ("nurture_mail", "email"))
+    + "journeys:"
+    + waits_then_sends("onboarding", "order_completed", "offer_y")
+    + NURTURE
+)
+# ...then removes the nurture journey.
+WITHOUT_NURTURE = (
+    policy_head("reload-it", ("offer_y", "sms"))
+    + "journeys:"
+    + waits_then_sends("onboarding", "order_completed", "offer_y")
+)
+
+
+def policy_in_force(worker: WorkerProcess) -> str | None:
+    [version] = samples(worker, "journey_policy_info", ("version",)) or [(None,)]
+    return version[0]
+
+
+async def reload(deployment: Deployment, worker: WorkerProcess, text: str) -> str:
+    """Write the policy file, SIGHUP the worker; the new policy's version once in force."""
+    path = Path(deployment.env["JOURNEY_POLICY_FILE"])
+    await asyncio.to_thread(path.write_text, text)
+    version = load_policy_file(path, deployment.catalog).version
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGHUP)
+    await deployment.wait_for(lambda: policy_in_force(worker) == version, what=f"{version}")
+    return version
+
+
+def runs_at_pause(worker: WorkerProcess, customers: list[str], journey: str) -> dict[str, str]:
+    """The version of each customer's run of ``journey``, if all of them wait at pause."""
+    found = {}
+    for cid in customers:
+        runs = [j for j in journeys_of(worker, cid) or [] if j["journey"] == journey]
+        if not runs or runs[0]["node"] != "pause":
+            return {}
+        found[cid] = runs[0]["version"]
+    return found
+
+
+async def test_a_reload_mid_journey_keeps_running_customers_on_their_version(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    d = journey_deployment(
+        tmp_path_factory,
+        VERSION_A,
+        JOURNEY_CLOCK_SPEED=str(SPEED),
+        JOURNEY_POLICY_POLL_S="3600",  # reloads on SIGHUP only
+    )
+    path = Path(d.env["JOURNEY_POLICY_FILE"])
+    version_a = journey_version(path, d, "onboarding")
+    nurture = journey_version(path, d, "nurture")
+    old = [f"C4200{i:02d}" for i in range(4)]
+    new = [f"C4201{i:02d}" for i in range(4)]
+    nurtured = [f"C4202{i:02d}" for i in range(4)]
+    w1 = d.worker("w1")
+    w1.env["JOURNEY_CLOCK_ANCHOR_MS"] = d.env["JOURNEY_CLOCK_ANCHOR_MS"] = str(wall_ms())
+    await asyncio.to_thread(w1.start)
+    try:
+        now = d.clock().now_ms
+        opened = [event("app", "app_opened", {"customer_id": cid}, at_ms=now()) for cid in nurtured]
+        await d.produce("web", [order(cid, now()) for cid in old])
+        await d.produce("app", opened)
+        await d.wait_for(lambda: runs_at_pause(w1, old, "onboarding"), what="old runs waiting")
+        await d.wait_for(lambda: runs_at_pause(w1, nurtured, "nurture"), what="nurture waiting")
+
+        await reload(d, w1, VERSION_B)
+        version_b = journey_version(path, d, "onboarding")
+        assert version_b != version_a
+        await d.produce("web", [order(cid, now()) for cid in new])
+        entered_b = await d.wait_for(
+            lambda: runs_at_pause(w1, new, "onboarding"), what="new runs waiting"
+        )
+        assert set(entered_b.values()) == {version_b}
+        policy_c = await reload(d, w1, WITHOUT_NURTURE)
+        # Both reloads happened while the first customers still waited.
+        early = await collect_actions(d)
+        assert early == [] and runs_at_pause(w1, old, "onboarding") == dict.fromkeys(
+            old, version_a
+        ), "the waits ended before the reloads: the clock runs too fast for this machine"
+
+        await d.actions(
+            lambda a: len(of(a, "offer_x")) >= len(old) and len(of(a, "offer_y")) >= len(new),
+            timeout_s=120,
+        )
+        await d.wait_for(
+            lambda: all(journeys_of(w1, cid) == [] for cid in [*old, *new, *nurtured]),
+            what="every run ended",
+        )
+        actions = await collect_actions(d)
+        assert sent(actions) == Counter(
+            {
+                **{(cid, "offer_x"): 1 for cid in old},
+                **{(cid, "offer_y"): 1 for cid in new},
+            }
+        )  # and no nurture_mail: its journey was removed before the waits ended
+        for action in of(actions, "offer_x"):
+            assert (action["channel"], action["journey"]["version"]) == ("email", version_a)
+        for action in of(actions, "offer_y"):
+            assert (action["channel"], action["journey"]["version"]) == ("sms", version_b)
+        # The explain records name the version the run is pinned to, under the policy in force.
+        decisions = [r for r in await decisions_of(d) if "journey" in r]
+        assert sorted((r["journey"]["version"], r["policy_version"]) for r in decisions) == sorted(
+            [(version_a, policy_c)] * len(old) + [(version_b, policy_c)] * len(new)
+        )
+        for cid in nurtured:
+            ended = (w1.customer(cid) or {}).get("journey_ends", {}).get("nurture", {})
+            assert ended.get("reason") == "journey_removed"
+        n = float(len(old))
+        await settles(
+            d,
+            lambda: moves(w1),
+            {
+                ("onboarding", version_a, "pause", "entered", "", "treatment"): n,
+                ("onboarding", version_a, "pause", "edge", "next", "treatment"): n,
+                ("onboarding", version_a, "offer", "edge", "sent", "treatment"): n,
+                ("onboarding", version_a, "done", "exited", "completed", "treatment"): n,
+                ("onboarding", version_b, "pause", "entered", "", "treatment"): n,
+                ("onboarding", version_b, "pause", "edge", "next", "treatment"): n,
+                ("onboarding", version_b, "offer", "edge", "sent", "treatment"): n,
+                ("onboarding", version_b, "done", "exited", "completed", "treatment"): n,
+                ("nurture", nurture, "pause", "entered", "", "treatment"): n,
+                ("nurture", nurture, "pause", "exited", "journey_removed", "treatment"): n,
+            },
+            "the moves of both versions and of the removed journey",
+        )
+        await settles(d, lambda: active(w1), {}, "no run active")
+    finally:
         await asyncio.to_thread(w1.stop)
