@@ -3,9 +3,10 @@ channels, a wait that survives kill -9, and a policy reload in the middle of a j
 
 Time passes only when a test says so. The workers run the conftest's pinned clock (speed
 1, from BASE + 1 h); a test moves it past a wait by restarting the worker with the clock's
-start moved on, as the fault tests' firing phase does. The reload test cannot restart (a
-worker started on the new policy knows only the new journey versions), so it runs the
-pinned clock sped up and checks that the runs still wait when the policy changes.
+start moved on, as the fault tests' firing phase does. The reload test cannot restart: a
+worker started on the new policy knows only its journey versions (the earlier ones live
+in the memory of the worker that reloaded), so it runs the pinned clock sped up and
+checks that the runs still wait when the policy changes.
 """
 
 from __future__ import annotations
@@ -180,13 +181,22 @@ async def settles(
         assert read() == expected, what
 
 
-async def advance_clock(deployment: Deployment, worker: WorkerProcess, by_ms: int) -> None:
+def move_clock_on(deployment: Deployment, worker: WorkerProcess, by_ms: int) -> None:
+    """Move the pinned clock on by ``by_ms`` for the worker's next start (and the test)."""
+    start_ms = str(int(deployment.env["JOURNEY_CLOCK_START_MS"]) + by_ms)
+    deployment.env["JOURNEY_CLOCK_START_MS"] = worker.env["JOURNEY_CLOCK_START_MS"] = start_ms
+
+
+async def restart_later(deployment: Deployment, worker: WorkerProcess, by_ms: int) -> None:
     """Stop the worker, move the pinned clock on by ``by_ms``, start it again."""
     await asyncio.to_thread(worker.stop)
-    start_ms = int(deployment.env["JOURNEY_CLOCK_START_MS"]) + by_ms
-    deployment.env["JOURNEY_CLOCK_START_MS"] = str(start_ms)
-    worker.env["JOURNEY_CLOCK_START_MS"] = str(start_ms)
+    move_clock_on(deployment, worker, by_ms)
     await asyncio.to_thread(worker.start)
+
+
+def offsets_committed(deployment: Deployment) -> bool:
+    """Whether the worker group committed every input (a blocking call, for wait_for)."""
+    return asyncio.run(lag_report(deployment)) == {}
 
 
 async def decisions_of(deployment: Deployment) -> list[dict[str, Any]]:
@@ -284,7 +294,7 @@ async def test_a_journey_runs_end_to_end_across_channels(
         await settles(d, lambda: active(w1), waiting_now, "one run waiting for the install")
 
         # The clock passes the two-hour timeout: the one still waiting gets the SMS.
-        await advance_clock(d, w1, 3 * HOUR_MS)
+        await restart_later(d, w1, 3 * HOUR_MS)
         await d.actions(lambda a: (lapses, "sms_invite") in sent(a))
         await d.wait_for(lambda: index_size(w1) == 0, what="every deadline handled")
         await d.wait_for(lambda: journeys_of(w1, lapses) == [], what="the lapsed run ended")
@@ -379,11 +389,10 @@ async def test_kill_9_during_a_wait_fires_the_next_step_exactly_once(
             lambda: all(at_node(w1, cid, "series", "pause") for cid in customers),
             what="every run waiting",
         )
-        await d.wait_for(lambda: asyncio.run(lag_report(d)) == {}, what="offsets committed")
+        await d.wait_for(lambda: offsets_committed(d), what="offsets committed")
 
-        w1.stop(signal.SIGKILL)
-        d.env["JOURNEY_CLOCK_START_MS"] = str(int(d.env["JOURNEY_CLOCK_START_MS"]) + 2 * HOUR_MS)
-        survivor.env["JOURNEY_CLOCK_START_MS"] = d.env["JOURNEY_CLOCK_START_MS"]
+        await asyncio.to_thread(w1.stop, signal.SIGKILL)
+        move_clock_on(d, survivor, 2 * HOUR_MS)  # past the one-hour wait
         await asyncio.to_thread(survivor.start)
 
         await d.actions(lambda a: len(of(a, "sms_invite")) >= len(customers), timeout_s=120)
@@ -401,10 +410,12 @@ async def test_kill_9_during_a_wait_fires_the_next_step_exactly_once(
                 "node": "follow_up",
                 "run": runs[follow_up["customer_id"]],
             }
+        await d.wait_for(
+            lambda: all(journeys_of(survivor, cid) == [] for cid in customers),
+            what="every run ended",
+        )
         for cid in customers:
-            state = survivor.customer(cid) or {}
-            assert state.get("journeys") == {}
-            assert state["journey_ends"]["series"]["reason"] == "completed"
+            assert (survivor.customer(cid) or {})["journey_ends"]["series"]["reason"] == "completed"
         # The survivor moved the waiting runs on and entered nobody again.
         n = float(len(customers))
         await settles(
