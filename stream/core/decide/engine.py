@@ -160,8 +160,8 @@ def decide_actions(
     """A journey step's decision among ``action_ids``: the same filters, contact policy
     and arbitration as any decision; ``event`` is what the conditions see, ``trigger``
     (unique per run, node and visit) makes the action ids."""
-    known = [policy.action_index[name] for name in action_ids if name in policy.action_index]
-    entries = tuple((spec, _NO_TRIGGER) for spec in known)  # a removed action: not a candidate
+    specs = [policy.action_for_journey(name) for name in action_ids]
+    entries = tuple((spec, _NO_TRIGGER) for spec in specs if spec is not None)
     return _decide(state, event, entries, policy, now_ms, conditions, model, trigger, journey)
 
 

@@ -214,13 +214,28 @@ class Policy:
     action_index: Mapping[str, ActionSpec] = field(default_factory=dict)
     # every journey version a run may be pinned to: this policy's and earlier ones'
     journey_versions: Mapping[str, Journey] = field(default_factory=dict)
+    # actions of earlier policies this one removed: the earlier versions may still send them
+    earlier_actions: Mapping[str, ActionSpec] = field(default_factory=dict)
 
     def with_earlier_versions(self, earlier: Policy) -> Policy:
         """This policy, still knowing the journey versions ``earlier`` knew (a reload:
-        customers already in a journey finish the version they entered)."""
+        customers already in a journey finish the version they entered), and what those
+        versions need: the actions they send that this policy removed, and the fields
+        their conditions read."""
         versions = {**earlier.journey_versions, **self.journey_versions}
-        updated: Policy = dataclasses.replace(self, journey_versions=versions)
+        removed = {**earlier.earlier_actions, **earlier.action_index}
+        updated: Policy = dataclasses.replace(
+            self,
+            journey_versions=versions,
+            earlier_actions={k: v for k, v in removed.items() if k not in self.action_index},
+            view_plan=self.view_plan.union(earlier.view_plan),
+        )
         return updated
+
+    def action_for_journey(self, action_id: str) -> ActionSpec | None:
+        """The action a journey node sends: this policy's, else the earlier one's a pinned
+        run still sends (None: unknown)."""
+        return self.action_index.get(action_id) or self.earlier_actions.get(action_id)
 
     def marketing_actions(self) -> list[str]:
         """The actions a control group can be held out of (uplift is counted for)."""

@@ -135,6 +135,19 @@ class ViewPlan:
             }
         )
 
+    def union(self, other: ViewPlan) -> ViewPlan:
+        """The plan covering the expressions of both plans."""
+        fields = {root: dict(wanted) for root, wanted in self.fields.items()}
+        for root, wanted in other.fields.items():
+            mine = fields.setdefault(root, {})
+            for name, keys in wanted.items():
+                if name not in mine:
+                    mine[name] = keys
+                else:
+                    known = mine[name]
+                    mine[name] = None if known is None or keys is None else known | keys
+        return ViewPlan(fields)
+
     def _pick(
         self, root: str, getters: dict[str, Callable[[Any], Any]], subject: Any
     ) -> dict[str, Any]:

@@ -46,3 +46,15 @@ def test_only_the_fields_read_are_converted() -> None:
     assert view == {"orders": {"count": 0}, "cart": {"items": 0}}
     assert ViewPlan.from_sources(["constants.a"]).constants({"a": 1, "b": 2}) == {"a": 1}
     assert ViewPlan.from_sources(["constants['a']"]).constants({"a": 1, "b": 2}) == {"a": 1, "b": 2}
+
+
+def test_the_union_of_two_plans_reads_what_either_reads() -> None:
+    one = ViewPlan.from_sources(["customer.orders.count > 0", "event.properties.sku == 'x'"])
+    two = ViewPlan.from_sources(["customer.orders.total > 9", "customer.channels.exists(c, c)"])
+    union = one.union(two)
+    assert union.fields["customer"] == {
+        "orders": frozenset({"count", "total"}),
+        "channels": None,  # all of it
+    }
+    assert union.fields["event"] == one.fields["event"]
+    assert one.union(ViewPlan({})) == one
