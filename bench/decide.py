@@ -19,7 +19,7 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
-from benchlib import write_results
+from benchlib import shipped_policy_without_journeys, write_results
 
 from stream.core.decide import Policy, decide_event, load_policy, load_policy_file
 from stream.core.events import DecodeOptions, Event, decode_event
@@ -155,10 +155,16 @@ def main() -> None:
     catalog = load_catalog()
     default = load_policy_file(ROOT / "policies" / "default.yaml", catalog)
     generated = load_policy(generated_policy(200), catalog, "generated-200")
+    bare = load_policy(shipped_policy_without_journeys(), catalog, "default-without-journeys")
     events = simulated_events(args.events)
     pairs = workload(events)
     results: dict[str, object] = {"events_replayed": len(pairs)}
-    for name, policy in (("default_policy", default), ("generated_200", generated)):
+    policies = (
+        ("default_policy", default),
+        ("default_without_journeys", bare),
+        ("generated_200", generated),
+    )
+    for name, policy in policies:
         stepped = measure_step(policy, events, owned=True)
         copying = measure_step(policy, events, owned=False)
         decided = measure(policy, pairs)
@@ -170,7 +176,7 @@ def main() -> None:
             **decided,
         }
         print(
-            f"{name:>15}: {len(policy.actions):>3} actions | step per event: median "
+            f"{name:>24}: {len(policy.actions):>3} actions | step per event: median "
             f"{stepped['median_us']} µs, p90 {stepped['p90_us']} µs, p99 {stepped['p99_us']} µs"
             f" (copying the state first: median {copying['median_us']} µs)"
             f" | decide_event ({decided['decisions']} decisions, {decided['with_action']} "

@@ -8,8 +8,10 @@ measured), in one run:
 1. Baseline A, raw aiokafka: getmany -> orjson decode -> per-customer counter -> an
    output record and a changelog-like record per event (the same durable writes).
 2. Baseline B, a bare Faust agent forwarding each event (``bench/faust_floor.py``).
-3. The full pipeline (ingest, validation, identity, state, timers, decisions, actions,
-   explain records, learning): one ``journey worker``, then two on the same machine.
+3. The full pipeline (ingest, validation, identity, state, timers, journeys, decisions,
+   actions, explain records, learning): one ``journey worker``; the same with the shipped
+   policy's journeys taken out (``nojourneys``: what journeys cost); then two workers on
+   the same machine.
 4. Latency at fixed input rates: event-to-action p50/p95/p99/max, from each event's
    produce timestamp to the Kafka timestamp of the action it caused.
 
@@ -43,7 +45,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from benchlib import write_results
+from benchlib import shipped_policy_without_journeys, write_results
 from profiling import Profile
 
 from stream.config import CHANNELS_IN
@@ -56,7 +58,7 @@ BIN = Path(sys.executable).parent
 BROKER = "127.0.0.1:9092"
 PARTITIONS = 4
 WORK = ROOT / ".run" / "bench-pipeline"
-VARIANTS = ("raw", "faust", "pipeline1", "pipeline2", "latency")
+VARIANTS = ("raw", "faust", "pipeline1", "nojourneys", "pipeline2", "latency")
 START_MS = 1_795_428_000_000  # 2026-11-23 09:00 UTC
 
 
@@ -229,9 +231,12 @@ async def baseline_faust(prefix: str, events: int, timeout_s: float) -> dict[str
     return {"events": progress.count, "events_per_s": progress.rate()}
 
 
-def worker_env(prefix: str, app_id: str, name: str, port: int) -> dict[str, str]:
+def worker_env(
+    prefix: str, app_id: str, name: str, port: int, policy: Path | None = None
+) -> dict[str, str]:
     return {
         **os.environ,
+        **({"JOURNEY_POLICY_FILE": str(policy)} if policy is not None else {}),
         "JOURNEY_BROKER": BROKER,
         "JOURNEY_APP_ID": app_id,
         "JOURNEY_TOPIC_PREFIX": prefix,
@@ -263,11 +268,24 @@ def stepped(urls: list[str]) -> int:
     return count
 
 
+def policy_without_journeys() -> Path:
+    """The shipped policy without its journeys, as a file (``benchlib``)."""
+    path = WORK / "policy-without-journeys.yaml"
+    path.write_text(shipped_policy_without_journeys())
+    return path
+
+
 async def pipeline(
-    prefix: str, events: int, workers: int, timeout_s: float, profile: bool = False
+    prefix: str,
+    events: int,
+    workers: int,
+    timeout_s: float,
+    profile: bool = False,
+    policy: Path | None = None,
 ) -> dict[str, Any]:
     """The full pipeline with ``workers`` worker processes over the preloaded traffic;
-    ``profile``: sample the first worker with py-spy while it works."""
+    ``profile``: sample the first worker with py-spy while it works; ``policy``: another
+    policy file than the shipped one."""
     app_id = f"bench-pipe-{uuid.uuid4().hex[:6]}"
     await asyncio.to_thread(
         subprocess.run,
@@ -281,7 +299,7 @@ async def pipeline(
     try:
         for n in range(workers):
             port = 6091 + n
-            env = worker_env(prefix, app_id, f"w{n}", port)
+            env = worker_env(prefix, app_id, f"w{n}", port, policy)
             processes.append(spawn([BIN / "journey", "worker"], env, WORK / f"{app_id}-w{n}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         for process, url in zip(processes, urls, strict=True):
@@ -460,7 +478,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"{len(traffic):,} events, {args.customers:,} customers, {average:.0f} B each", flush=True
     )
-    prefixes = [f"bp{run}a.", f"bp{run}b.", f"bp{run}c."]
+    prefixes = [f"bp{run}a.", f"bp{run}b.", f"bp{run}c.", f"bp{run}d."]
     results: dict[str, Any] = {
         "events": args.events,
         "customers": args.customers,
@@ -481,6 +499,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 prefixes[0], args.events, 1, args.timeout, profile=not args.no_profile
             )
             print(f"pipeline, 1 worker: {results['pipeline_1_worker']}", flush=True)
+        if "nojourneys" in only:
+            await preload(prefixes[3], traffic)
+            results["pipeline_1_worker_without_journeys"] = await pipeline(
+                prefixes[3], args.events, 1, args.timeout, policy=policy_without_journeys()
+            )
+            print(
+                f"pipeline, 1 worker, policy without journeys: "
+                f"{results['pipeline_1_worker_without_journeys']}",
+                flush=True,
+            )
         if "pipeline2" in only:
             await preload(prefixes[1], traffic)
             results["pipeline_2_workers"] = await pipeline(

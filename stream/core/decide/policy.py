@@ -10,6 +10,7 @@ problem here rather than a ``condition_error`` on every decision at run time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from stream.core.decide.variables import CEL_VARIABLES, ConditionScope, ViewPlan
 from stream.core.decide.yaml_source import YamlDocument, load_yaml
 from stream.core.journeys.load import (
     TIMER_ENTRY,
+    entry_index,
     journey_actions,
     journey_expressions,
     load_journeys,
@@ -231,6 +233,21 @@ class Policy:
             view_plan=self.view_plan.union(earlier.view_plan),
         )
         return updated
+
+    @functools.cached_property
+    def journey_ids(self) -> frozenset[str]:
+        """The ids of this policy's journeys."""
+        return frozenset(journey.id for journey in self.journeys)
+
+    @functools.cached_property
+    def _entry_index(self) -> dict[str, tuple[Journey, ...]]:
+        return entry_index(self.journeys)
+
+    def journeys_entered_by(self, event_type: str) -> tuple[Journey, ...]:
+        """The journeys an event of this type (or a fired timer of this name) may start,
+        in policy order: those it is an entry of, and those entered by a condition."""
+        index = self._entry_index
+        return index.get(event_type, index[""])
 
     def action_for_journey(self, action_id: str) -> ActionSpec | None:
         """The action a journey node sends: this policy's, else the earlier one's a pinned

@@ -368,3 +368,14 @@ def journey_expressions(journeys: Iterable[Journey]) -> Iterable[str]:
             conditions += [node.until, *(case.when for case in node.cases)]
         conditions += [match.when for match in matches if match is not None]
         yield from (condition.source for condition in conditions if condition is not None)
+
+
+def entry_index(journeys: Iterable[Journey]) -> dict[str, tuple[Journey, ...]]:
+    """Per event type (or timer name), the journeys it may start, in policy order; under
+    ``""`` those only a condition starts (they are in every other entry too)."""
+    ordered = list(journeys)
+    types = {entry.event for journey in ordered for entry in journey.entries}
+    return {
+        name: tuple(j for j in ordered if not j.entries or any(e.event == name for e in j.entries))
+        for name in (*types, "")
+    }

@@ -183,7 +183,7 @@ def _pinned(context: _Context, journey_id: str, run: dict[str, Any]) -> Journey 
     earlier policies is still being read) holds the run as it is, retried a minute later,
     until its max duration ends it (``version_unavailable``).
     """
-    if journey_id not in {journey.id for journey in context.policy.journeys}:
+    if journey_id not in context.policy.journey_ids:
         _finish(context, journey_id, run["version"], run, "journey_removed")
         return None
     journey = context.policy.journey_versions.get(run["version"])
@@ -230,7 +230,7 @@ def _on_event_in_run(
 def _enter(context: _Context, event: Event, arriving: Callable[[], Evaluator]) -> None:
     state = context.state
     held: list[str] = []
-    for journey in context.policy.journeys:
+    for journey in context.policy.journeys_entered_by(event.type):
         if journey.entries:
             starts = any(_matches(entry, event, arriving) for entry in journey.entries)
         else:
