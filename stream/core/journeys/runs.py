@@ -25,7 +25,7 @@ for the census and the metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,10 +109,8 @@ def on_event(
     """Goals, exits and ``wait_for``s of the active runs, then entries, for one event."""
     context = _Context(state, policy, now_ms, decide, conditions, JourneyStep())
     arriving = conditions(event)
-    for journey_id, run in list(state.journeys.items()):
-        journey = _pinned(context, journey_id, run)
-        if journey is not None:
-            _on_event_in_run(context, journey, run, event, arriving)
+    for journey, run in _going_on(context):
+        _on_event_in_run(context, journey, run, event, arriving)
     _enter(context, event, arriving)
     return context.step
 
@@ -122,12 +120,7 @@ def on_clock(
 ) -> JourneyStep:
     """Move on every run whose wait is over; end those past their max duration."""
     context = _Context(state, policy, now_ms, decide, conditions, JourneyStep())
-    for journey_id, run in list(state.journeys.items()):
-        if run["due_ms"] > now_ms:
-            continue
-        journey = _pinned(context, journey_id, run)
-        if journey is None:
-            continue
+    for journey, run in _going_on(context, lambda run: run["due_ms"] <= now_ms):
         node = journey.nodes[run["node"]]
         if node.kind is NodeKind.WAIT_FOR:
             _move(context, journey, run, "timeout", node.on_timeout)
@@ -147,16 +140,24 @@ def on_outcome(
 ) -> JourneyStep:
     """Move on the runs waiting for this outcome of their last message."""
     context = _Context(state, policy, now_ms, decide, conditions, JourneyStep())
-    for journey_id, run in list(state.journeys.items()):
-        if run.get("last_action") != action_id:
-            continue
-        journey = _pinned(context, journey_id, run)
-        node = journey.nodes[run["node"]] if journey is not None else None
-        if node is None or node.kind is not NodeKind.WAIT_FOR or node.outcome is None:
-            continue
-        if outcome in _ANSWERS[node.outcome] and journey is not None:
+    for journey, run in _going_on(context, lambda run: run.get("last_action") == action_id):
+        node = journey.nodes[run["node"]]
+        awaited = node.outcome if node.kind is NodeKind.WAIT_FOR else None
+        if awaited is not None and outcome in _ANSWERS[awaited]:
             _move(context, journey, run, "next", node.next)
     return context.step
+
+
+def _going_on(
+    context: _Context, wanted: Callable[[dict[str, Any]], bool] = lambda run: True
+) -> Iterator[tuple[Journey, dict[str, Any]]]:
+    """The active runs ``wanted`` picks that go on now, with their version (``_pinned``
+    ends or holds the others)."""
+    for journey_id, run in list(context.state.journeys.items()):
+        if wanted(run):
+            journey = _pinned(context, journey_id, run)
+            if journey is not None:
+                yield journey, run
 
 
 def entry_event(run: dict[str, Any], customer_key: str) -> Event:
