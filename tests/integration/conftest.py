@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 from stream.config import Clock, Settings, load_settings
 from stream.core.schemas import SchemaCatalog, load_catalog
+from tests.integration.browser import browser, installed, page  # noqa: F401 (page tests)
 from tests.integration.events import BASE
 
 BROKER = os.environ.get("JOURNEY_BROKER", "127.0.0.1:9092")

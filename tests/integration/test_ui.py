@@ -19,24 +19,21 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from stream.core.decide import load_policy_file
 from stream.core.decide.holdout import group_of
 from stream.core.timestamps import format_ms
-from tests.integration.conftest import BROKER, ROOT, Deployment, WorkerProcess, http_get
+from tests.integration.browser import ARTIFACTS, data
+from tests.integration.conftest import BROKER, Deployment, WorkerProcess, http_get
 from tests.integration.events import BASE, event, order
 
 TOKEN = "ui-test-token"
-CHROMIUM = Path("/usr/bin/chromium")
-VENDOR = ROOT / "stream" / "web" / "static" / "vendor"
-ARTIFACTS = ROOT / "test-artifacts"
 STAGES = ["awareness", "acquisition", "onboarding", "engagement", "advocacy"]
 
 BROWSER_ONLY = "C800001"  # page views: awareness
@@ -282,46 +279,6 @@ async def campaign(
 
     await deployment.wait_for(counted, what="the banners' outcomes and purchases counted")
     return {c: banners[c] for c in TREATED}
-
-
-@pytest.fixture(scope="module")
-def installed() -> None:
-    """Debian's Chromium and the vendored chart library are there (fail loudly if not)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}: apt-get install -y --no-install-recommends chromium")
-    if not (VENDOR / "chart.umd.js").exists():
-        pytest.fail(f"no chart library in {VENDOR}: run deploy/local/ui_vendor.sh")
-    ARTIFACTS.mkdir(exist_ok=True)
-
-
-@pytest.fixture(scope="module")
-async def browser(installed: None) -> AsyncIterator[Browser]:
-    """Headless Debian Chromium, one for the module."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh tab (its own sessionStorage) that fails the test on any script error."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = await context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    await context.close()
-    assert errors == [], f"script errors in the page: {errors}"
-
-
-async def data(page: Page, selector: str) -> list[dict[str, str]]:
-    """The data-* attributes and text of every element matching ``selector``, in order."""
-    return await page.locator(selector).evaluate_all(
-        "nodes => nodes.map(n => ({...n.dataset, text: n.innerText}))"
-    )
 
 
 async def test_journey_map_shows_every_stage_count_and_the_transitions(

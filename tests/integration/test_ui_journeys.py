@@ -21,17 +21,15 @@ from typing import Any
 
 import orjson
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from stream.core.decide import load_policy_file
 from stream.core.schemas import load_catalog
+from tests.integration.browser import ARTIFACTS, data
 from tests.integration.conftest import ROOT, Deployment, WorkerProcess, http_get
 from tests.integration.events import event
 
 TOKEN = "ui-journeys-token"
-CHROMIUM = Path("/usr/bin/chromium")
-VENDOR = ROOT / "stream" / "web" / "static" / "vendor"
-ARTIFACTS = ROOT / "test-artifacts"
 SPEED = 60.0  # one clock minute per real second
 
 DESCRIPTION = "a cart left behind: a text message, then an email unless the customer comes back"
@@ -219,46 +217,6 @@ async def walked(deployment: Deployment, worker: WorkerProcess) -> None:
         lambda: (s := summary(worker)) and {k: s[k] for k in TOTALS} == TOTALS,
         timeout_s=120,
         what=f"the journey's totals to be {TOTALS}",
-    )
-
-
-@pytest.fixture(scope="module")
-def installed() -> None:
-    """Debian's Chromium and the vendored graph layout library are there."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}: apt-get install -y --no-install-recommends chromium")
-    if not (VENDOR / "dagre.min.js").exists():
-        pytest.fail(f"no graph layout library in {VENDOR}: run deploy/local/ui_vendor.sh")
-    ARTIFACTS.mkdir(exist_ok=True)
-
-
-@pytest.fixture(scope="module")
-async def browser(installed: None) -> AsyncIterator[Browser]:
-    """Headless Debian Chromium, one for the module."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh tab that fails the test on any script error."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    tab = await context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    await context.close()
-    assert errors == [], f"script errors in the page: {errors}"
-
-
-async def data(page: Page, selector: str) -> list[dict[str, str]]:
-    """The data-* attributes and text of every element (SVG too) matching ``selector``."""
-    return await page.locator(selector).evaluate_all(
-        "nodes => nodes.map(n => ({...n.dataset, text: n.textContent}))"
     )
 
 

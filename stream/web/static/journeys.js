@@ -3,7 +3,7 @@
 // laid out by dagre (vendor/dagre.min.js): nodes with their kind, name, what they do and
 // runs now; edges with their label and count; suppressions and exits by reason. Refreshes
 // by itself. Uses app.js's helpers (h, byId, api, ApiError, startPage, showError,
-// showMessage, clearMessage, integer, percent, titleCase, timeFormat); every value from the
+// showMessage, clearMessage, integer, percent, titleCase, formatTime); every value from the
 // API reaches the page through textContent or an attribute, never as HTML.
 "use strict";
 
@@ -534,7 +534,7 @@ function renderJourneysPage({ journeys, chosen, detail, version }) {
   journeysPage.detail = detail;
   const refreshes = Number(document.body.dataset.refreshes ?? 0) + 1;
   document.body.dataset.refreshes = String(refreshes);
-  byId("refreshed").textContent = `Updated ${timeFormat.format(Date.now())} UTC`;
+  byId("refreshed").textContent = `Updated ${formatTime(Date.now())}`;
 }
 
 function scheduleRefresh() {
