@@ -642,6 +642,9 @@ async def test_a_restart_on_a_changed_policy_keeps_running_customers_on_their_ve
         assert version_b != version_a
         move_clock_on(d, survivor, HOUR_MS)  # past the 40-minute wait
         await asyncio.to_thread(survivor.start)
+        # 120 s: a firing handled before the survivor has read the archive (a race of tens
+        # of milliseconds after its start) finds version A unknown and is held one clock
+        # minute (runs._pinned), a real minute at speed 1.
         await d.actions(lambda a: len(of(a, "offer_x")) >= len(old), timeout_s=120)
 
         now = d.clock().now_ms  # the clock moved on
