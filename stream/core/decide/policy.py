@@ -223,9 +223,10 @@ class Policy:
         """This policy, still knowing the journey versions ``earlier`` knew (a reload:
         customers already in a journey finish the version they entered), and what those
         versions need: the actions they send that this policy removed, and the fields
-        their conditions read."""
+        their conditions read. What this policy learnt before is kept (the archive teaches a
+        worker one earlier policy at a time)."""
         versions = {**earlier.journey_versions, **self.journey_versions}
-        removed = {**earlier.earlier_actions, **earlier.action_index}
+        removed = {**self.earlier_actions, **earlier.earlier_actions, **earlier.action_index}
         updated: Policy = dataclasses.replace(
             self,
             journey_versions=versions,

@@ -90,3 +90,18 @@ def test_a_run_pinned_before_a_reload_sees_the_fields_its_conditions_read():
     result = fire(running, NOON_MS + HOUR_MS, new.with_earlier_versions(old))
     assert [a.action for a in result.to_send] == ["offer_x"]
     assert ("check", "edge", "buyer") in [(m.node, m.what, m.detail) for m in result.journeys]
+
+
+def test_a_policy_that_learnt_several_earlier_ones_keeps_the_actions_each_one_removed():
+    # A worker started on ``current`` learns the earlier policies one by one from the
+    # archive (``journey_archive``): learning ``new`` must not forget what ``old`` sends.
+    old = policy_from(HEAD + OFFER_X + JOURNEY % "offer_x")
+    new = policy_from(HEAD + OFFER_Y + JOURNEY % "offer_y")
+    current = policy_from(HEAD.replace("reload", "current") + OFFER_Y + JOURNEY % "offer_y")
+    running = entered(old)
+    for learnt in (
+        current.with_earlier_versions(old).with_earlier_versions(new),
+        current.with_earlier_versions(new).with_earlier_versions(old),
+    ):
+        [x] = fire(running, NOON_MS + HOUR_MS, learnt).to_send
+        assert (x.action, x.channel) == ("offer_x", "email")
