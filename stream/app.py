@@ -115,12 +115,15 @@ def create_app(settings: Settings, catalog: SchemaCatalog | None = None) -> Jour
     index = TimerIndex(int(settings.timer_horizon_s * 1000))
     owned = lambda: owned_partitions(app, topics.customer_events)  # noqa: E731
     process_tables = {name: tables[name].data for name in (CUSTOMERS, DUE, DECISIONS, CENSUS)}
-    process = ProcessStep(context, process_tables, policy, model_view, index, condition_errors)
+    archive = JourneyArchive(settings.broker, topics.policies, policy, client_kwargs(settings))
+    process = ProcessStep(
+        context, process_tables, policy, model_view, index, condition_errors, archive
+    )
     for topic, step in _steps(app, context, catalog, tables, policy, process):
         _add_agent(app, topic, step, settings)
     scheduler = Scheduler(index, tables[DUE], clock, metrics, outputs.send, owned)
     _add_tasks(app, settings, metrics, model_view, scheduler)
-    _watch_policy(app, settings, policy, metrics, condition_errors)
+    _watch_policy(app, settings, policy, metrics, condition_errors, archive)
     journey = JourneyApp(
         app, settings, catalog, metrics, tables[CUSTOMERS], policy, tables[ALIASES], model_view
     )
@@ -272,6 +275,7 @@ def _watch_policy(
     policy: PolicySource,
     metrics: Metrics,
     condition_errors: ConditionErrors,
+    archive: JourneyArchive,
 ) -> None:
     """Reload the policy when its file changes (polled) and on SIGHUP; publish it (the
     metrics, and the archive of the journey versions every worker must know)."""
@@ -294,9 +298,6 @@ def _watch_policy(
     published()
     app.timer(settings.policy_poll_s)(watch_file)
     app.task(on_sighup)
-    archive = JourneyArchive(
-        settings.broker, settings.topics.policies, policy, client_kwargs(settings)
-    )
     app.task(archive.run)
 
 

@@ -21,10 +21,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from stream.core.decide import PolicyError, load_policy
-from stream.shell.model_view import RETRY_S, whole_topic_consumer
+from stream.shell.model_view import RETRY_S, caught_up, end_offsets, whole_topic_consumer
 from stream.shell.policy_source import PolicySource
 
 log = logging.getLogger(__name__)
+WAIT_S = 30.0  # how long the process step waits for the archive at start, at most
 
 
 class JourneyArchive:
@@ -44,6 +45,8 @@ class JourneyArchive:
         self.known: set[str] = {policy.current.version}
         self._published: set[str] = set()
         self._producer: AIOKafkaProducer | None = None
+        self.loaded = asyncio.Event()  # set once the topic was read to its end at start
+        self._gave_up = False
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """Take one archived policy text: its journey versions become known."""
@@ -58,6 +61,19 @@ class JourneyArchive:
         self.known.add(version)
         self.policy.remember(earlier)
         log.info("journey versions of archived policy %s known", version)
+
+    async def ready(self, wait_s: float = WAIT_S) -> None:
+        """Return once the archive was read to its end at start (so a run's version is
+        known before an event or a firing moves it), or once ``wait_s`` was spent waiting:
+        an unreadable archive must not stop the stream (runs of an unknown version are
+        held, see ``journeys.runs``)."""
+        if self.loaded.is_set() or self._gave_up:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.loaded.wait()), wait_s)
+        except TimeoutError:
+            self._gave_up = True
+            log.warning("journey archive not read within %.0f s; processing goes on", wait_s)
 
     async def publish(self) -> None:
         """Archive the current policy's text, once per version."""
@@ -95,11 +111,14 @@ class JourneyArchive:
         consumer = whole_topic_consumer(self.broker, self.topic, security=self.security)
         await consumer.start()
         try:
+            end = await end_offsets(consumer, deadline_s=None)
             while True:
                 batches = await consumer.getmany(timeout_ms=1000)
                 for messages in batches.values():
                     for message in messages:
                         self.apply(message.key, message.value)
+                if not self.loaded.is_set() and await caught_up(consumer, end):
+                    self.loaded.set()
                 await self.publish()  # after a reload
         finally:
             await consumer.stop()

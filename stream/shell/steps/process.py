@@ -18,6 +18,7 @@ from stream.core.stored import Tables
 from stream.core.timer_index import TimerIndex
 from stream.shell.clock import wall_ms
 from stream.shell.condition_errors import ConditionErrors
+from stream.shell.journey_archive import JourneyArchive
 from stream.shell.model_view import ModelView
 from stream.shell.policy_source import PolicySource
 from stream.shell.steps.batch import PartitionedStep, Record, StepContext
@@ -36,8 +37,10 @@ class ProcessStep(PartitionedStep):
         model: ModelView,
         index: TimerIndex,
         condition_errors: ConditionErrors,
+        archive: JourneyArchive | None = None,
     ) -> None:
         super().__init__(context)
+        self.archive = archive
         self.stored = Tables(tables)
         self.policy_source = policy
         self.model_view = model
@@ -61,6 +64,12 @@ class ProcessStep(PartitionedStep):
             clock_speed=self.context.clock.speed,
             stopwatch=time.perf_counter,
         )
+
+    async def handle(self, batch: Sequence[Any]) -> None:
+        """Fold the batch, once the journey versions runs are pinned to are known."""
+        if self.archive is not None:
+            await self.archive.ready()
+        await super().handle(batch)
 
     def before_batch(self) -> None:
         """The batch's clock, policy and model."""

@@ -81,3 +81,22 @@ def test_the_archive_teaches_a_worker_the_versions_other_workers_ran(tmp_path, c
     archive.apply(b"default@broken", b"format: 1\nname: broken\nactions: []\n")
     assert "archived policy default@broken skipped" in caplog.text
     assert set(source.current.journey_versions) == known | learnt
+
+
+async def test_the_process_step_waits_for_the_archive_once_and_not_for_ever(
+    tmp_path, caplog
+) -> None:
+    import asyncio
+
+    from stream.shell.journey_archive import JourneyArchive
+
+    path = tmp_path / "policy.yaml"
+    shutil.copy(ROOT / "policies" / "default.yaml", path)
+    source = PolicySource(path, CATALOG)
+    read = JourneyArchive("unused:9092", "t", source)
+    read.loaded.set()
+    await asyncio.wait_for(read.ready(), 0.5)  # read to its end: no wait
+    unreadable = JourneyArchive("unused:9092", "t", source)
+    await unreadable.ready(wait_s=0.05)
+    assert "journey archive not read within" in caplog.text
+    await asyncio.wait_for(unreadable.ready(wait_s=60), 0.5)  # given up once: no more waits
