@@ -222,7 +222,7 @@ JOURNEY = [
                 "{{from_stage}}",
             )
         ],
-        "Drop-off is the rest: customers who stay in a stage are not moving on.",
+        "The rest have not moved on: most of them are still in the stage.",
         "percentunit",
     ),
     Panel(

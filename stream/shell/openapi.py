@@ -338,6 +338,7 @@ JOURNEY_NODE = _object(
         "kind": {"enum": ["send", "decide", "wait", "wait_for", "branch", "split", "exit", None]},
         "start": {"type": "boolean"},
         "does": {"type": "string"},
+        "description": {"type": "string"},
         "actions": {"type": "array", "items": {"type": "string"}},
         "wait": {"type": "object"},
         "awaits": {"type": "object"},

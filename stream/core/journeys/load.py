@@ -9,6 +9,7 @@ a ``match`` property one of the two events does not have.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,19 @@ def _exit(build: _Build, data: dict[str, Any], path: Path) -> ExitRule:
 
 
 def _node(
+    build: _Build,
+    name: str,
+    data: dict[str, Any],
+    path: Path,
+    scope: dict[str, Shape],
+    actions: frozenset[str],
+    entries: tuple[EventMatch, ...],
+) -> Node:
+    node = _node_of_kind(build, name, data, path, scope, actions, entries)
+    return dataclasses.replace(node, description=data.get("description", ""))
+
+
+def _node_of_kind(
     build: _Build,
     name: str,
     data: dict[str, Any],

@@ -234,6 +234,7 @@ def _node_report(node: Node, journey: Journey, counts: VersionCounts) -> dict[st
     return (
         {"name": node.name, "kind": node.kind.value, "start": node.name == journey.start}
         | {"does": node_summary(node)}
+        | ({"description": node.description} if node.description else {})
         | _node_fields(node)
         | _node_counts(node.name, counts)
     )

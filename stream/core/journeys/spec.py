@@ -115,6 +115,7 @@ class Node:
     cases: tuple[Case, ...] = ()
     arms: tuple[Arm, ...] = ()
     reason: str = ""
+    description: str = ""
 
     def after_send(self, result: SendResult) -> str:
         """The node a send or decide goes on to for this result."""

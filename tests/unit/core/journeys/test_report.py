@@ -376,3 +376,28 @@ def test_a_wait_for_an_event_names_the_matched_properties_and_its_condition() ->
     assert node_summary(node) == "wait for app_installed, up to 2d"
     matched = replace(node, match=("order_id",))
     assert node_summary(matched) == "wait for app_installed (same order_id), up to 2d"
+
+
+def test_a_node_description_reaches_the_report() -> None:
+    from stream.core.journeys import report as journey_report
+    from tests.unit.core.decide.helpers import policy_from
+
+    policy = policy_from("""
+        format: 1
+        name: described
+        actions:
+          - {id: hello, category: marketing, channels: [web]}
+        journeys:
+          - id: j
+            entry: {event: page_view}
+            max_duration: 1d
+            start: say
+            nodes:
+              say: {send: hello, next: done, description: the first word}
+              done: {exit: completed}
+    """)
+    shown = journey_report.journey_report("j", {}, policy.journeys, policy.journey_versions)
+    assert shown is not None
+    nodes = {node["name"]: node for node in shown["versions"][0]["nodes"]}
+    assert nodes["say"]["description"] == "the first word"
+    assert "description" not in nodes["done"]
