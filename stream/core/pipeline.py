@@ -33,7 +33,7 @@ from stream.core.decide.records import JourneyRef, TriggerRef
 from stream.core.events import Event
 from stream.core.holds import hold, release_due
 from stream.core.identity import tokens
-from stream.core.journeys.runs import JourneyCount, TriggerFor, on_clock, on_event, on_outcome
+from stream.core.journeys.runs import JourneyCount, on_clock, on_event, on_outcome
 from stream.core.money import currency_of, value_of
 from stream.core.outcomes import Outcome, OutcomeStatus, apply_outcome
 from stream.core.propensity import EMPTY_MODEL, LearningUpdate, PropensityModel, UpdateKind
@@ -221,7 +221,7 @@ class _JourneyDecider:
         return condition_context(self.state, event, self.policy, self.now_ms)
 
     def __call__(
-        self, action_ids: tuple[str, ...], event: Event, trigger: TriggerFor, step: JourneyRef
+        self, action_ids: tuple[str, ...], event: Event, trigger: TriggerRef, step: JourneyRef
     ) -> Decision:
         decision = decide_actions(
             self.state,
@@ -231,7 +231,7 @@ class _JourneyDecider:
             self.now_ms,
             self.conditions(event),
             self.model,
-            TriggerRef(trigger.event_id, trigger.type, trigger.channel),
+            trigger,
             step,
         )
         send, held = _record(self.state, (decision,), self.now_ms)

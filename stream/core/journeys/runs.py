@@ -34,7 +34,7 @@ from stream.core.decide.conditions import ConditionError, Evaluator
 from stream.core.decide.contact import customer_zone
 from stream.core.decide.holdout import bucket, group_of
 from stream.core.decide.policy import Condition, Policy
-from stream.core.decide.records import Decision, JourneyRef, stable_id
+from stream.core.decide.records import Decision, JourneyRef, TriggerRef, stable_id
 from stream.core.events import Event
 from stream.core.journeys.graph import NodeKind
 from stream.core.journeys.spec import OUTCOMES, EventMatch, Journey, Node, Reentry, SendResult
@@ -64,17 +64,8 @@ class JourneyCount:
 
 # Decide(actions, the event the run started on, trigger, journey step) -> the decision,
 # its chosen actions already recorded as contacts on the state.
-Decide = Callable[[tuple[str, ...], Event, "TriggerFor", JourneyRef], Decision]
+Decide = Callable[[tuple[str, ...], Event, TriggerRef, JourneyRef], Decision]
 Conditions = Callable[[Event], Callable[[], Evaluator]]  # an evaluator for an event
-
-
-@dataclass(frozen=True, slots=True)
-class TriggerFor:
-    """The trigger of a journey decision: unique per run, node and visit (idempotency)."""
-
-    event_id: str
-    type: str
-    channel: str = JOURNEY_CHANNEL
 
 
 @dataclass
@@ -353,7 +344,8 @@ def _send(
     visits = run["visits"]
     visits[node.name] = visit = visits.get(node.name, 0) + 1
     step = JourneyRef(journey.id, journey.version, node.name, run["run"])
-    trigger = TriggerFor(stable_id(run["run"], node.name, str(visit)), journey.id)
+    # unique per run, node and visit: the action ids are the same if the step is replayed
+    trigger = TriggerRef(stable_id(run["run"], node.name, str(visit)), journey.id, JOURNEY_CHANNEL)
     decision = context.decide(node.actions, started, trigger, step)
     context.step.decisions.append(decision)
     chosen = (*decision.actions, *decision.held_out)
