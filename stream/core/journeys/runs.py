@@ -37,7 +37,15 @@ from stream.core.decide.policy import Condition, Policy
 from stream.core.decide.records import Decision, JourneyRef, TriggerRef, stable_id
 from stream.core.events import Event
 from stream.core.journeys.graph import NodeKind
-from stream.core.journeys.spec import OUTCOMES, EventMatch, Journey, Node, Reentry, SendResult
+from stream.core.journeys.spec import (
+    OUTCOMES,
+    Arm,
+    EventMatch,
+    Journey,
+    Node,
+    Reentry,
+    SendResult,
+)
 from stream.core.state import CustomerState
 
 JOURNEY_CHANNEL = "journey"
@@ -311,22 +319,8 @@ def _instant(
 ) -> tuple[str, str]:
     """The edge a send, decide, branch or split node takes: (label, next node)."""
     if node.kind is NodeKind.SPLIT:
-        point = (
-            bucket(
-                context.policy.holdout.salt,
-                "journey",
-                journey.id,
-                node.name,
-                context.state.customer_key,
-            )
-            * 100
-        )
-        total = 0
-        for arm in node.arms:
-            total += arm.weight
-            if point < total:
-                return arm.name, arm.next
-        return node.arms[-1].name, node.arms[-1].next
+        arm = _arm(context, journey, node)
+        return arm.name, arm.next
     started = entry_event(run, context.state.customer_key)
     if node.kind is NodeKind.BRANCH:
         evaluator = context.conditions(started)
@@ -336,6 +330,18 @@ def _instant(
         return "else", node.next
     result = _send(context, journey, node, run, started)
     return result.value, node.after_send(result)
+
+
+def _arm(context: _Context, journey: Journey, node: Node) -> Arm:
+    """The customer's arm of a split: stable, from a hash of the customer (holdout salt)."""
+    key = context.state.customer_key
+    point = bucket(context.policy.holdout.salt, "journey", journey.id, node.name, key) * 100
+    total = 0
+    for arm in node.arms:
+        total += arm.weight
+        if point < total:
+            return arm
+    return node.arms[-1]
 
 
 def _send(
