@@ -222,9 +222,10 @@ class Policy:
     def with_earlier_versions(self, earlier: Policy) -> Policy:
         """This policy, still knowing the journey versions ``earlier`` knew (a reload:
         customers already in a journey finish the version they entered), and what those
-        versions need: the actions they send that this policy removed, and the fields
-        their conditions read. What this policy learnt before is kept (the archive teaches a
-        worker one earlier policy at a time)."""
+        versions need: the actions they send that this policy removed, the constants it
+        removed (a changed one has its new value) and the fields their conditions read.
+        What this policy learnt before is kept (the archive teaches a worker one earlier
+        policy at a time)."""
         versions = {**earlier.journey_versions, **self.journey_versions}
         removed = {**self.earlier_actions, **earlier.earlier_actions, **earlier.action_index}
         updated: Policy = dataclasses.replace(
@@ -232,6 +233,7 @@ class Policy:
             journey_versions=versions,
             earlier_actions={k: v for k, v in removed.items() if k not in self.action_index},
             view_plan=self.view_plan.union(earlier.view_plan),
+            constants={**earlier.constants, **self.constants},
         )
         return updated
 

@@ -105,3 +105,35 @@ def test_a_policy_that_learnt_several_earlier_ones_keeps_the_actions_each_one_re
     ):
         [x] = fire(running, NOON_MS + HOUR_MS, learnt).to_send
         assert (x.action, x.channel) == ("offer_x", "email")
+
+
+def test_a_constant_the_reload_removed_is_still_there_for_the_earlier_version() -> None:
+    from tests.unit.core.decide.helpers import policy_from
+
+    text = """
+        format: 1
+        name: consts
+        constants: {threshold: 2, kept: 1}
+        actions:
+          - {id: hello, category: marketing, channels: [web]}
+        journeys:
+          - id: j
+            entry: {event: page_view}
+            max_duration: 1d
+            start: pick
+            nodes:
+              pick:
+                branch: [{when: "customer.event_count >= constants.threshold", next: say}]
+                else: done
+              say: {send: hello, next: done}
+              done: {exit: completed}
+    """
+    earlier = policy_from(text)
+    later = policy_from(
+        text.replace("constants: {threshold: 2, kept: 1}", "constants: {kept: 3}").replace(
+            "customer.event_count >= constants.threshold", "customer.event_count >= 5"
+        )
+    )
+    reloaded = later.with_earlier_versions(earlier)
+    assert reloaded.constants == {"threshold": 2, "kept": 3}
+    assert later.constants == {"kept": 3}
