@@ -8,7 +8,8 @@ happen at chosen points. Then:
   that log in offset order (nothing lost or applied twice in the state);
 - the actions on the action topics, after dropping duplicates by ``idempotency_key``,
   are exactly the actions the replay sends (nothing lost, nothing extra);
-- every timer that came due fired exactly once (its action once after dedupe);
+- every timer and journey wait that came due fired exactly once (its action once after
+  dedupe);
 - the worker group's offsets reach the end of every input and log partition (no
   partition's commits stall).
 
@@ -19,7 +20,7 @@ another order, and both be right.
 The processing clock keeps timers apart from the events. Events occur within a minute of
 T0; while they flow the clock stands at T0 + 10 min, so no timer (30 min and more) is due
 and every timer is still pending when a fault hits. Then the worker restarts with the
-clock at T0 + 60 min: the cart timers come due and fire.
+clock at T0 + 60 min: the cart journeys' 30-minute waits come due and fire.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ EVENT_PHASE_START_MS = T0_MS + 10 * 60_000
 FIRING_PHASE_START_MS = T0_MS + 60 * 60_000
 # Stamps of processing time: the worker's batch clock and the replay's differ by a batch.
 PROCESSING_TIME_KEYS = {"at_ms", "send_at_ms", "decided_at", "expires_at"}
+# A journey run's clock readings: when it entered and arrived at its node, its deadlines.
+RUN_TIME_KEYS = {"since_ms", "entered_at_ms", "ends_ms", "due_ms", "wait_until_ms"}
 
 
 @dataclass(frozen=True)
@@ -97,11 +100,23 @@ def without_processing_time(value: Any) -> Any:
     """``value`` with every processing-time stamp removed, recursively."""
     if isinstance(value, dict):
         return {
-            k: without_processing_time(v) for k, v in value.items() if k not in PROCESSING_TIME_KEYS
+            k: without_run_times(v) if k == "journeys" else without_processing_time(v)
+            for k, v in value.items()
+            if k not in PROCESSING_TIME_KEYS
         }
     if isinstance(value, list):
         return [without_processing_time(v) for v in value]
     return value
+
+
+def without_run_times(runs: Any) -> Any:
+    """A state's journey runs without their processing-time stamps."""
+    if not isinstance(runs, dict):
+        return runs
+    return {
+        journey: {k: without_processing_time(v) for k, v in run.items() if k not in RUN_TIME_KEYS}
+        for journey, run in runs.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -268,16 +283,17 @@ class Run:
             states = self.states(customers)
             if len(states) < len(customers):
                 return None
-            due = [
-                t
+            # policy timers and journey runs' waits alike
+            deadlines = [
+                t["due_ms"]
                 for s in states.values()
-                for t in s["timers"].values()
-                if t["due_ms"] <= FIRING_PHASE_START_MS
+                for t in (*s["timers"].values(), *s.get("journeys", {}).values())
             ]
+            due = [due_ms for due_ms in deadlines if due_ms <= FIRING_PHASE_START_MS]
             return states if not due else None
 
         result: dict[str, Any] = await self.deployment.wait_for(
-            check, timeout_s=120, what="every due timer fired"
+            check, timeout_s=120, what="every due timer and journey wait fired"
         )
         return result
 
@@ -366,7 +382,7 @@ async def play(
         await run.committed()
         for process in run.workers:
             await asyncio.to_thread(process.stop)
-        # Firing phase: a clean restart with the clock moved on; the cart timers come due.
+        # Firing phase: a clean restart with the clock moved on; the cart waits come due.
         firing_anchor = int(time.time() * 1000)
         clocks.append((firing_anchor, Clock(1.0, firing_anchor, FIRING_PHASE_START_MS)))
         firing = run.worker("w1", FIRING_PHASE_START_MS, firing_anchor)
@@ -399,7 +415,8 @@ class Replay:
 
     states: dict[str, Any]
     sent: dict[str, dict[str, Any]]  # by idempotency key
-    timer_firings: int
+    timer_firings: int  # deadlines that fired: policy timers and journey waits
+    fired_actions: int  # actions a firing decided
 
 
 def replay(outcome: Outcome, deployment: Deployment) -> Replay:
@@ -415,7 +432,7 @@ def replay(outcome: Outcome, deployment: Deployment) -> Replay:
     limits = Limits(settings.dedupe_window, settings.recent_events)
     store = Tables()
     sent: dict[str, dict[str, Any]] = {}
-    firings = 0
+    firings = fired_actions = 0
     for item in outcome.log_records:
         message = from_record(item.value)
         if isinstance(message, EventMessage):
@@ -432,17 +449,30 @@ def replay(outcome: Outcome, deployment: Deployment) -> Replay:
         result = fold_partition(item.partition, records, store, context)
         assert not result.dead_letters, f"the fold failed on {item.value}: {result.dead_letters}"
         store.write(result.writes)
-        firings += sum(n for (name, *_), n in result.tally.counts.items() if name == "timers_fired")
+        if isinstance(message, Firing):
+            firings += deadlines_fired(result.tally.counts)
         for output in result.outputs:
             if output.destination is Destination.ACTIONS:
                 action = orjson.loads(output.value)
                 sent.setdefault(action["idempotency_key"], action)
+                fired_actions += isinstance(message, Firing)
     states = {
         key.decode(): without_processing_time(profile.to_dict())
         for key, value in store.tables[CUSTOMERS].items()
         if isinstance(profile := load_profile(value), CustomerState)
     }
-    return Replay(states, sent, firings)
+    return Replay(states, sent, firings, fired_actions)
+
+
+def deadlines_fired(counts: dict[tuple[str, ...], int]) -> int:
+    """The timers fired and the journey waits ended (by their time) in a fold's tally."""
+    timers = sum(n for (name, *_), n in counts.items() if name == "timers_fired")
+    waits = sum(
+        n
+        for (name, *labels), n in counts.items()
+        if name == "journey_moves" and labels[3:5] in (["edge", "next"], ["edge", "timeout"])
+    )
+    return timers + waits
 
 
 def check(outcome: Outcome, messages: list[Message], deployment: Deployment) -> Replay:

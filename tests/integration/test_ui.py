@@ -327,7 +327,10 @@ async def test_action_performance_shows_the_traffics_numbers_and_refreshes_by_it
     campaign: dict[str, dict[str, Any]],
     page: Page,
 ) -> None:
-    sent = Counter(action["action"] for action in await actions_on_the_topics(deployment))
+    on_the_topics = await actions_on_the_topics(deployment)
+    sent = Counter(action["action"] for action in on_the_topics)
+    # the shipped journeys' steps (the onboarding's invitation at a first order)
+    by_journey = Counter(a["journey"]["id"] for a in on_the_topics if "journey" in a)
     assert sent[WELCOME] >= len(TREATED)  # theirs, and the module's other first visits
     await page.goto(f"{ui_worker.url}/ui/?refresh=1#token={TOKEN}")
     await expect(page.locator("body")).to_have_attribute("data-state", "ready")
@@ -353,7 +356,9 @@ async def test_action_performance_shows_the_traffics_numbers_and_refreshes_by_it
     assert float(row["uplift"]) == pytest.approx(treated_rate - control_rate, abs=2e-4)
     control_text = f"{control_rate * 100:.1f} % (1 of {len(CONTROL)})".replace(".0 %", " %")
     await expect(welcome.locator('td[data-measure="control"]')).to_have_text(control_text)
-    await expect(page.locator("#journey-performance tbody")).to_contain_text("No journey step")
+    journeys = await data(page, "#journey-performance tr.performance-row")
+    assert {row["journey"]: int(row["sent"]) for row in journeys} == by_journey
+    assert by_journey, "the module's first orders started the onboarding journey"
 
     # Another range: the same day's numbers (every count of this module is today's).
     await page.click('#range button[data-days="1"]')
