@@ -110,7 +110,10 @@ def _journey(
         )
     max_duration_ms = lenient_duration_ms(data["max_duration"])
     nodes = {
-        name: _node(build, name, node, (*path, "nodes", name), node_scope, actions, entries)
+        name: dataclasses.replace(
+            _node(build, name, node, (*path, "nodes", name), node_scope, actions, entries),
+            description=node.get("description", ""),
+        )
         for name, node in data["nodes"].items()
     }
     _check_nodes(build, data, path, nodes, max_duration_ms)
@@ -197,19 +200,6 @@ def _exit(build: _Build, data: dict[str, Any], path: Path) -> ExitRule:
 
 
 def _node(
-    build: _Build,
-    name: str,
-    data: dict[str, Any],
-    path: Path,
-    scope: dict[str, Shape],
-    actions: frozenset[str],
-    entries: tuple[EventMatch, ...],
-) -> Node:
-    node = _node_of_kind(build, name, data, path, scope, actions, entries)
-    return dataclasses.replace(node, description=data.get("description", ""))
-
-
-def _node_of_kind(
     build: _Build,
     name: str,
     data: dict[str, Any],
