@@ -208,7 +208,8 @@ def test_the_channels_records_name_are_checked_against_a_keys_channels() -> None
 
 
 def test_outcomes_are_judged_by_the_outcome_decoder_and_keyed_by_customer_id() -> None:
-    items = items_from_records([outcome(), outcome(outcome="teleported"), outcome(customer_id="C2")])
+    records = [outcome(), outcome(outcome="teleported"), outcome(customer_id="C2")]
+    items = items_from_records(records)
     verdicts = judge_outcomes(items, CATALOG, 4096)
     assert [type(v) for v in verdicts] == [Accepted, Refused, Accepted]
     assert [v.channel for v in verdicts] == [OUTCOMES] * 3
