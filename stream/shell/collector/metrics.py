@@ -77,7 +77,7 @@ class CollectorMetrics:
         self.rate_limited = Counter(
             "journey_collector_rate_limited_total",
             "Requests refused with 429 by a key's rate limit, by key name",
-            ["key"],
+            ["key_name"],
             registry=r,
         )
         self.keys_reloads = Counter(
