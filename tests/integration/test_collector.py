@@ -250,12 +250,11 @@ async def test_a_batch_with_bad_records_answers_each_dead_letters_the_bad_and_lo
 
     def mine(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
         decoded = [orjson.loads(r.value) for r in records]
-        return [
-            d for d in decoded if d["source"].get("collector", {}).get("request_id") == request_id
-        ]
+        return [d for d in decoded if sent_by(d) == request_id]
 
-    dead = mine(await read_topics(deployment.settings.broker, [topics.dlq],
-                                  lambda rs: len(mine(rs)) == 3))  # fmt: skip
+    dead = mine(
+        await read_topics(deployment.settings.broker, [topics.dlq], lambda rs: len(mine(rs)) == 3)
+    )
     assert sorted((d["source"]["collector"]["line"], d["reason"]) for d in dead) == [
         (2, "invalid_json"),
         (3, "unknown_event_type"),
@@ -270,8 +269,9 @@ async def test_a_batch_with_bad_records_answers_each_dead_letters_the_bad_and_lo
         return {event_id: r for event_id, r in decoded if event_id in wanted}
 
     ingress = [topics.events("web"), topics.events("app")]
-    records = found(await read_topics(deployment.settings.broker, ingress,
-                                      lambda rs: len(found(rs)) == 2))  # fmt: skip
+    records = found(
+        await read_topics(deployment.settings.broker, ingress, lambda rs: len(found(rs)) == 2)
+    )
     web_record, app_record = records[good_web["event_id"]], records[good_app["event_id"]]
     assert (web_record.topic, web_record.key, web_record.value) == (
         topics.events("web"),
@@ -306,8 +306,9 @@ async def test_outcomes_reach_the_outcomes_topic_keyed_by_customer(
         return [r for r in records if orjson.loads(r.value)["outcome_id"] in ids]
 
     topic = deployment.settings.topics.outcomes
-    records = found(await read_topics(deployment.settings.broker, [topic],
-                                      lambda rs: len(found(rs)) == 2))  # fmt: skip
+    records = found(
+        await read_topics(deployment.settings.broker, [topic], lambda rs: len(found(rs)) == 2)
+    )
     assert {r.key for r in records} == {b"C730001"}
 
 

@@ -129,6 +129,7 @@ class Collector:
 
 COLLECTOR = web.AppKey("collector", Collector)
 REQUEST_ID = web.RequestKey("request_id", str)
+KEY_NAME = web.RequestKey("key_name", str)  # for the log line: the key's name, never the key
 
 
 def new_collector(settings: Settings, keys: KeyRing) -> Collector:
@@ -256,6 +257,7 @@ def authenticate(c: Collector, request: web.Request) -> ApiKey:
             raise _unauthorized(f"key {key.name!r} may not be sent in the URL: use Authorization")
     if key is None:
         raise _unauthorized("unknown key")
+    request[KEY_NAME] = key.name
     return key
 
 
@@ -500,8 +502,19 @@ async def frame(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["Vary"] = "Origin"
     response.headers["X-Request-Id"] = request[REQUEST_ID]
     route = _route(request)
+    elapsed_s = time.monotonic() - started
     c.metrics.requests.labels(route, str(response.status)).inc()
-    c.metrics.request_seconds.labels(route).observe(time.monotonic() - started)
+    c.metrics.request_seconds.labels(route).observe(elapsed_s)
+    if log.isEnabledFor(logging.DEBUG):
+        key_name = request.get(KEY_NAME, "-")
+        log.debug(
+            "%s %s %d key=%s %.1f ms",
+            request.method,
+            route,
+            response.status,
+            key_name,
+            elapsed_s * 1000,
+        )
     return response
 
 

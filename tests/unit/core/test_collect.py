@@ -171,8 +171,9 @@ def test_the_processing_clock_judges_occurred_at_as_the_worker_does() -> None:
     [verdict] = judge(orjson.dumps(ahead))
     assert isinstance(verdict, Refused)
     assert verdict.rejection.reason is DlqReason.TIMESTAMP_IN_FUTURE
-    [later] = judge_events(split_body(orjson.dumps(ahead), BodyFormat.JSON), OPTIONS,
-                           CHANNELS_IN, NOW_MS + 3_600_000)  # fmt: skip
+    [later] = judge_events(
+        split_body(orjson.dumps(ahead), BodyFormat.JSON), OPTIONS, CHANNELS_IN, NOW_MS + 3_600_000
+    )
     assert isinstance(later, Accepted)
 
 

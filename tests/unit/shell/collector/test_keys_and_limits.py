@@ -168,8 +168,9 @@ def test_a_wrong_signature_or_body_or_secret_is_refused() -> None:
     assert "send X-Journey-Signature" in (problem(good, None) or "")
 
 
-@pytest.mark.parametrize(("offset_s", "accepted"), [(-300, True), (300, True), (-301, False),
-                                                     (301, False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("offset_s", "accepted"), [(-300, True), (300, True), (-301, False), (301, False)]
+)
 def test_the_timestamp_must_be_within_the_tolerance_window(offset_s: int, accepted: bool) -> None:
     timestamp = str(int(NOW_S) + offset_s)
     result = problem(signature_of(SECRET, timestamp, b"{}"), timestamp)

@@ -158,8 +158,9 @@ async def test_the_key_decides_401_and_403(
         status, answer, response_headers = await post(client, "/events", body, headers)
         assert (status, answer["error"]) == (401, "unauthorized")
         assert response_headers["WWW-Authenticate"] == "Bearer"
-    status, answer, _ = await post(client, "/events", orjson.dumps(event(channel="store")),
-                                   bearer(WEB))  # fmt: skip
+    status, answer, _ = await post(
+        client, "/events", orjson.dumps(event(channel="store")), bearer(WEB)
+    )
     assert (status, answer["error"], answer["channels"]) == (403, "forbidden", ["store"])
     assert (await post(client, "/outcomes", orjson.dumps(outcome()), bearer(WEB)))[0] == 403
     assert (await post(client, "/events", body, bearer(SENDER)))[0] == 403
