@@ -134,6 +134,14 @@ async def request(
         return response.status, decoded, response.headers
 
 
+async def _text(collector: CollectorProcess, path: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(collector.url + path) as response,
+    ):
+        return await response.text()
+
+
 def bearer(token: str, content_type: str = "application/json") -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": content_type}
 
@@ -410,6 +418,14 @@ async def test_the_openapi_document_is_valid_and_schemathesis_finds_no_violation
     output = run.stdout.decode(errors="replace")
     assert run.returncode == 0, output[-4000:]
     assert re.search(r"(\d+) generated, \1 passed", output), output[-2000:]
+    # It reached the routes' own answers, not only their refusals.
+    text = await _text(collector, "/metrics")
+    for route in ("/events", "/outcomes"):
+        answered = re.findall(
+            rf'journey_collector_requests_total{{route="{route}",status="(200|207|400)"}} (\d+)',
+            text,
+        )
+        assert sum(float(count) for _, count in answered) > 0, (route, text[-3000:])
 
 
 # --- a broker outage, on a private broker ----------------------------------------------------
