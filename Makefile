@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 UI_VENDOR := stream/web/static/vendor/chart.umd.js stream/web/static/vendor/dagre.min.js
 KAFKA := deploy/local/kafka.sh
 export JOURNEY_BROKER ?= 127.0.0.1:9092
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+VEGETA := .cache/bin/vegeta
+VEGETA_VERSION := v12.13.0
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults test-shifted demo bench bench-decide bench-timers bench-learning clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults test-shifted demo bench bench-decide bench-timers bench-learning bench-collector clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -80,6 +83,12 @@ bench-timers: install kafka-up ## 1M pending timers (index rebuild, memory) and 
 
 bench-learning: install kafka-up ## learning curve: shipped policy, Thompson vs fixed, same traffic
 	$(BIN)/python bench/learning.py
+
+$(VEGETA):
+	GOBIN=$(CURDIR)/.cache/bin $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+
+bench-collector: install kafka-up $(VEGETA) ## the HTTP collector: events/s per process and p99 acknowledgement at a fixed rate, beside a raw producer (installs vegeta with Go)
+	$(BIN)/python bench/collector.py
 
 clean: ## remove local state (broker data, worker state); keeps the jar cache and .venv
 	-$(KAFKA) down

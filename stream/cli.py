@@ -1,5 +1,5 @@
-"""The ``journey`` command: worker | simulate | sender | topics | watch | policy check |
-forget | report | customer."""
+"""The ``journey`` command: worker | collector | simulate | sender | topics | watch |
+policy check | forget | report | customer."""
 
 from __future__ import annotations
 
@@ -62,6 +62,19 @@ def _worker(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = faust.Worker(journey.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()
+    return 0
+
+
+def _collector(args: argparse.Namespace) -> int:
+    settings = _settings()  # the keys file too: a bad one ends the command here, named
+
+    from stream.shell.collector.server import read_keys, run_collector
+
+    keys = read_keys(settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_collector(settings, keys)
     return 0
 
 
@@ -270,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="run a worker (ingest + per-customer state + decisions)")
+    commands.add_parser(
+        "collector", help="run the HTTP collector: events and outcomes over HTTP to Kafka"
+    )
     _add_simulate(commands)
     _add_sender(commands)
     _add_report(commands)
@@ -369,6 +385,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     handlers = {
         "worker": _worker,
+        "collector": _collector,
         "simulate": _simulate,
         "forget": _forget,
         "topics": _topics,

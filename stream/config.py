@@ -18,7 +18,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from stream.core.events import DecodeOptions
+    from stream.core.schemas import SchemaCatalog
 
 T = TypeVar("T")
 
@@ -215,6 +219,16 @@ def _fault_send(text: str) -> tuple[str, int] | None:
     return suffix, int(nth)
 
 
+_ORIGIN = re.compile(r"https?://[^/\s,]+")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in text.split(",") if part.strip())
+    if any(origin != "*" and not _ORIGIN.fullmatch(origin) for origin in origins):
+        raise ValueError(text)
+    return origins
+
+
 TEXT = Kind("text", str)
 REQUIRED = Kind("a non-empty value", _accepted(str, lambda text: bool(text.strip())))
 PATH = Kind("a path", Path)
@@ -228,6 +242,7 @@ POSITIVE = Kind("a positive number", _accepted(float, lambda x: 0 < x < math.inf
 NON_NEGATIVE = Kind("a number >= 0", _accepted(float, lambda x: 0 <= x < math.inf))
 FLAG = Kind("true or false", _flag)
 FAULT_SEND = Kind("<topic suffix>:<n >= 1>, or empty", _fault_send)
+ORIGINS = Kind("origins (scheme://host[:port]) separated by commas, or *", _origins)
 
 
 # --- the declarations ----------------------------------------------------------------------
@@ -527,6 +542,71 @@ class Settings:
         FILE,
         "unencrypted private key (PEM) of `JOURNEY_SSL_CERTFILE`",
     )
+    collector_host: str = setting(
+        "JOURNEY_COLLECTOR_HOST",
+        "127.0.0.1",
+        TEXT,
+        "bind address of `journey collector`, the HTTP front door to the ingress topics "
+        "(docs/collector.md)",
+    )
+    collector_port: int = setting(
+        "JOURNEY_COLLECTOR_PORT",
+        "6070",
+        PORT,
+        "port of `journey collector` (`/events`, `/outcomes`, `/metrics`, `/ready`)",
+    )
+    collector_keys_file: Path | None = setting(
+        "JOURNEY_COLLECTOR_KEYS_FILE",
+        "",
+        FILE,
+        "the collector's API keys (YAML: name, token, channels, rate, body limit, HMAC "
+        "secret; docs/collector.md); re-read when it changes (a mounted Kubernetes secret)",
+    )
+    collector_max_body_bytes: int = setting(
+        "JOURNEY_COLLECTOR_MAX_BODY_BYTES",
+        "1048576",
+        POSITIVE_INT,
+        "largest request body the collector reads (413 above); a key may set a lower limit",
+    )
+    collector_max_records: int = setting(
+        "JOURNEY_COLLECTOR_MAX_RECORDS",
+        "1000",
+        POSITIVE_INT,
+        "most events (or outcomes) in one collector request (413 above)",
+    )
+    collector_ack_timeout_s: float = setting(
+        "JOURNEY_COLLECTOR_ACK_TIMEOUT_S",
+        "10",
+        POSITIVE,
+        "longest the collector waits for the broker to acknowledge a request's records "
+        "before it answers 503",
+    )
+    collector_max_inflight_requests: int = setting(
+        "JOURNEY_COLLECTOR_MAX_INFLIGHT_REQUESTS",
+        "256",
+        POSITIVE_INT,
+        "requests the collector holds at once (reading, validating, awaiting acks); "
+        "more are answered 429",
+    )
+    collector_max_inflight_bytes: int = setting(
+        "JOURNEY_COLLECTOR_MAX_INFLIGHT_BYTES",
+        "67108864",
+        POSITIVE_INT,
+        "request bytes the collector holds at once; more are answered 429",
+    )
+    collector_cors_origins: tuple[str, ...] = setting(
+        "JOURNEY_COLLECTOR_CORS_ORIGINS",
+        "",
+        ORIGINS,
+        "origins browsers may post to the collector from (comma separated, e.g. "
+        "`https://shop.example.com`; `*`: any); empty: no CORS",
+    )
+    collector_signature_tolerance_s: float = setting(
+        "JOURNEY_COLLECTOR_SIGNATURE_TOLERANCE_S",
+        "300",
+        POSITIVE,
+        "how far (s) a signed request's X-Journey-Timestamp may be from the collector's clock",
+    )
 
     def rocksdb_options(self, table: str) -> dict[str, int]:
         """Faust's RocksDB options for one table's per-partition databases.
@@ -543,6 +623,12 @@ class Settings:
             "write_buffer_size": max(1024 * 1024, budget // 4),
             "max_write_buffer_number": 2,
         }
+
+    def decode_options(self, catalog: SchemaCatalog) -> DecodeOptions:
+        """The decoder's options for input: the same for the ingest step and the collector."""
+        from stream.core.events import DecodeOptions
+
+        return DecodeOptions(catalog, self.max_event_bytes, self.hash_salt, self.default_region)
 
     @property
     def compression_type(self) -> str | None:

@@ -9,7 +9,8 @@
 #   deploy/local/kafka.sh run CLASS [ARGS...]   run a Kafka tool class from the jars
 #
 # Settings (environment): KAFKA_VERSION, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# KAFKA_CACHE (jar cache, default .cache/ in the repo), KAFKA_RUN_DIR (data, logs, pid),
+# KAFKA_CACHE (jar cache, default .cache/ in the repo; a git worktree without the jars uses
+# its main checkout's .cache/ when that one has them), KAFKA_RUN_DIR (data, logs, pid),
 # KAFKA_EXTRA_PROPERTIES (lines appended to server.properties, e.g. by tests/run_shifted.sh),
 # KAFKA_ADD_SCRAM (SCRAM credentials written at format time, one a line, as `kafka-storage
 # format --add-scram` takes them: 'SCRAM-SHA-512=[name=NAME,password=SECRET]'; see
@@ -21,7 +22,18 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-KAFKA_CACHE="${KAFKA_CACHE:-$ROOT/.cache}"
+default_cache() {
+  # This checkout's .cache/ (a fresh clone fetches into it); a git worktree shares the jars
+  # its main checkout already resolved instead of fetching them again.
+  local own="$ROOT/.cache" common main
+  if [[ ! -f "$own/kafka-$KAFKA_VERSION/libs/.complete" ]] \
+      && common="$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)"; then
+    main="$(dirname "$common")/.cache"
+    if [[ -f "$main/kafka-$KAFKA_VERSION/libs/.complete" ]]; then echo "$main"; return; fi
+  fi
+  echo "$own"
+}
+KAFKA_CACHE="${KAFKA_CACHE:-$(default_cache)}"
 KAFKA_RUN_DIR="${KAFKA_RUN_DIR:-$ROOT/.run/kafka-$KAFKA_PORT}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 LIBS="$KAFKA_CACHE/kafka-$KAFKA_VERSION/libs"

@@ -7,6 +7,10 @@ the worker would retry the same write forever). The original value is kept whole
 is kept up to ``KEY_LIMIT`` bytes the same way, and a longer one is replaced, as the DLQ
 message's Kafka key, by its SHA-256 digest. The largest record stays far below Kafka's
 default 1 MiB request size.
+
+Input refused by the HTTP collector was never on a topic: its record names the collector
+(``collector_source``: the route, the key's name, the request and the item's place in it)
+and the topic the item was meant for, instead of a partition and offset.
 """
 
 from __future__ import annotations
@@ -41,15 +45,50 @@ def dlq_key(key: bytes | None) -> bytes | None:
     return hashlib.sha256(key).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class CollectorSource:
+    """Where the HTTP collector received a refused item."""
+
+    topic: str  # the topic the item was meant for; "collector" when it names none of ours
+    route: str
+    key_name: str
+    request_id: str
+    index: int
+    line: int | None = None
+
+
+def collector_source(source: CollectorSource, received_at_ms: int) -> dict[str, Any]:
+    """The ``source`` of a DLQ record for an item the collector refused."""
+    collector: dict[str, Any] = {
+        "route": source.route,
+        "key_name": source.key_name,
+        "request_id": source.request_id,
+        "index": source.index,
+    }
+    if source.line is not None:
+        collector["line"] = source.line
+    return {
+        "topic": source.topic,
+        "timestamp_ms": received_at_ms,
+        "key_b64": None,
+        "collector": collector,
+    }
+
+
 def dlq_record(
-    rejection: Rejection, raw: bytes | None, source: SourcePosition, received_at_ms: int
+    rejection: Rejection,
+    raw: bytes | None,
+    source: SourcePosition | CollectorSource,
+    received_at_ms: int,
 ) -> dict[str, Any]:
     """The DLQ message (schemas/dlq.schema.json) for one rejected input, bounded in size."""
     original = raw or b""
     record: dict[str, Any] = {
         "reason": rejection.reason.value,
         "detail": rejection.detail[:1000],
-        "source": _source(source),
+        "source": _source(source)
+        if isinstance(source, SourcePosition)
+        else collector_source(source, received_at_ms),
         "original_b64": base64.b64encode(original[:ORIGINAL_LIMIT]).decode(),
         "original_size": len(original),
         "received_at": format_ms(received_at_ms),

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from stream.core.decide import PolicyError, load_policy
 from stream.shell.model_view import RETRY_S, caught_up, end_offsets, whole_topic_consumer

@@ -23,9 +23,9 @@ import logging
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import errors as kafka_errors
-from aiokafka.conn import collect_hosts, create_conn
-from aiokafka.helpers import create_ssl_context
+from aiokafka import errors as kafka_errors  # type: ignore[import-untyped]
+from aiokafka.conn import collect_hosts, create_conn  # type: ignore[import-untyped]
+from aiokafka.helpers import create_ssl_context  # type: ignore[import-untyped]
 
 from stream.config import Settings, SettingsError
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition  # type: ignore[import-untyped]
 
 from stream.core.propensity import EMPTY_MODEL, PropensityModel
 from stream.shell.clock import wall_ms

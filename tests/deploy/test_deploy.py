@@ -16,6 +16,8 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from stream.config import CHANNELS_IN
+from stream.shell.collector.metrics import CollectorMetrics
 from stream.shell.metrics import CountsCollector, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,9 +27,11 @@ METRIC = re.compile(r"\b(journey_[a-z_]+|up)\b")
 
 
 def registry() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Every metric the worker defines: name -> (type, labels)."""
+    """Every metric the worker and the collector define: name -> (type, labels)."""
     found = {}
-    for value in Metrics().registry._collector_to_names:
+    collectors = [*Metrics().registry._collector_to_names]
+    collectors += [*CollectorMetrics(CHANNELS_IN).registry._collector_to_names]
+    for value in collectors:
         if isinstance(value, MetricWrapperBase):
             name = value._name + ("_total" if value._type == "counter" else "")
             found[name] = (value._type, tuple(value._labelnames))
@@ -201,3 +205,24 @@ def test_the_policy_configmap_is_the_shipped_policy() -> None:
     assert run.returncode == 0, run.stdout
     [(_, configmap)] = [(n, d) for n, d in k8s_documents() if d["kind"] == "ConfigMap"]
     assert configmap["data"]["policy.yaml"] == (ROOT / "policies" / "default.yaml").read_text()
+
+
+def test_the_collector_deployment_probes_its_port_and_reads_its_keys_from_a_secret() -> None:
+    [(_, deployment)] = [(n, d) for n, d in k8s_documents() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert container["args"] == ["collector"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = int(env["JOURNEY_COLLECTOR_PORT"])
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/live"
+    [volume] = pod["spec"]["volumes"]
+    [mount] = container["volumeMounts"]
+    assert volume["secret"]["secretName"] and mount["name"] == volume["name"]
+    assert env["JOURNEY_COLLECTOR_KEYS_FILE"].startswith(mount["mountPath"] + "/")
+    assert not [d for _, d in k8s_documents() if d["kind"] == "Secret"]  # no key committed
+    services = [d for _, d in k8s_documents() if d["kind"] == "Service"]
+    [service] = [d for d in services if d["metadata"]["name"] == "journey-collector"]
+    assert service["spec"]["selector"] == pod["metadata"]["labels"]

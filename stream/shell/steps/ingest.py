@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stream.core.events import DecodeOptions
 from stream.core.intake import ingest_batch
 from stream.core.schemas import SchemaCatalog
 from stream.shell.outputs import Consumed, timestamp_ms
@@ -18,11 +17,8 @@ class IngestStep(Step):
 
     def __init__(self, context: StepContext, catalog: SchemaCatalog) -> None:
         super().__init__(context)
-        settings = context.settings
-        self.options = DecodeOptions(
-            catalog, settings.max_event_bytes, settings.hash_salt, settings.default_region
-        )
-        topics = settings.topics
+        self.options = context.settings.decode_options(catalog)
+        topics = context.settings.topics
         self.channel_of_topic = {topics.events(channel): channel for channel in catalog.event_types}
 
     async def handle(self, batch: Sequence[Consumed]) -> None:
