@@ -22,8 +22,16 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
-CHANNELS_OUT: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
+CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center", "social")
+CHANNELS_OUT: tuple[str, ...] = (
+    "email",
+    "sms",
+    "push",
+    "web",
+    "call_center",
+    "store",
+    "social",
+)
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 PROCESSING_GUARANTEES: tuple[str, ...] = ("at_least_once", "exactly_once")
 COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
