@@ -327,7 +327,10 @@ class Settings:
         "JOURNEY_RECENT_EVENTS", "50", POSITIVE_INT, "recent events kept per customer"
     )
     hash_salt: str = setting(
-        "JOURNEY_HASH_SALT", "", TEXT, "salt for SHA-256 of emails and phone numbers"
+        "JOURNEY_HASH_SALT",
+        "",
+        TEXT,
+        "salt for SHA-256 of emails, phone numbers and social handles",
     )
     default_region: str = setting(
         "JOURNEY_DEFAULT_REGION",
