@@ -46,9 +46,9 @@ def ingest_batch(
             continue
         result.tally.count("events", decoded.channel, decoded.type)
         if decoded.type in POST_TYPES:  # a social post: its sentiment, from ingest
-            properties = decoded.properties
-            sentiment = str(properties["sentiment"]), str(properties["sentiment_source"])
-            result.tally.count("social_posts", decoded.type, *sentiment)
+            sentiment = str(decoded.properties["sentiment"])
+            source = str(decoded.properties["sentiment_source"])
+            result.tally.count("social_posts", decoded.type, sentiment, source)
         message = EventMessage(decoded, timestamp_ms)
         key = decoded.customer_key.encode()
         result.outputs.append(Output(route_of(decoded.customer_key), key, encode(message)))

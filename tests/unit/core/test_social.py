@@ -186,3 +186,21 @@ def test_a_decoded_post_carries_the_hash_of_the_handle_never_the_handle() -> Non
     assert event.customer_key == f"social:{digest}"
     assert event.properties["sentiment"] == "negative" and event.properties["case_id"]
     assert b"jane" not in orjson.dumps(event.to_record()).lower()
+
+
+def test_ingest_counts_each_post_by_type_sentiment_and_source() -> None:
+    from stream.core.intake import ingest_batch
+    from stream.core.timestamps import parse_timestamp_ms
+
+    message = {
+        "event_id": "s2",
+        "type": "review",
+        "channel": "social",
+        "occurred_at": "2026-11-23T10:40:00.000Z",
+        "customer": {"social_handle": "trustpilot:someone"},
+        "properties": {"platform": "trustpilot", "post_id": "r1", "rating": 2},
+    }
+    now_ms = parse_timestamp_ms(message["occurred_at"])
+    result = ingest_batch([("social", orjson.dumps(message), None)], OPTIONS, now_ms)
+    assert result.tally.counts[("social_posts", "review", "negative", "rating")] == 1
+    assert result.tally.counts[("events", "social", "review")] == 1
