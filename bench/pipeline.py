@@ -48,7 +48,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchlib import shipped_policy_without_journeys, write_results
 from profiling import Profile
 
-from stream.config import CHANNELS_IN
+from stream.config import CHANNELS_IN, CHANNELS_OUT
 from stream.shell.children import stop, wait_ready
 from stream.shell.watch import scrape, total
 from stream.simulate.journeys import generate_events, to_topic
@@ -355,7 +355,7 @@ async def latency(
     results: list[dict[str, Any]] = []
     sent_at: dict[str, int] = {}
     consumer = AIOKafkaConsumer(
-        *[f"{prefix}actions.{c}" for c in ("email", "sms", "push", "web", "call_center", "store")],
+        *[f"{prefix}actions.{c}" for c in CHANNELS_OUT],
         bootstrap_servers=BROKER,
         auto_offset_reset="latest",
         metadata_max_age_ms=2000,

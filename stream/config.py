@@ -26,8 +26,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
-CHANNELS_OUT: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
+CHANNELS_IN: tuple[str, ...] = ("web", "app", "email", "store", "call_center", "social")
+CHANNELS_OUT: tuple[str, ...] = (
+    "email",
+    "sms",
+    "push",
+    "web",
+    "call_center",
+    "store",
+    "social",
+)
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 PROCESSING_GUARANTEES: tuple[str, ...] = ("at_least_once", "exactly_once")
 COMPRESSION_CODECS: tuple[str, ...] = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -334,7 +342,10 @@ class Settings:
         "JOURNEY_RECENT_EVENTS", "50", POSITIVE_INT, "recent events kept per customer"
     )
     hash_salt: str = setting(
-        "JOURNEY_HASH_SALT", "", TEXT, "salt for SHA-256 of emails and phone numbers"
+        "JOURNEY_HASH_SALT",
+        "",
+        TEXT,
+        "salt for SHA-256 of emails, phone numbers and social handles",
     )
     default_region: str = setting(
         "JOURNEY_DEFAULT_REGION",

@@ -37,4 +37,12 @@ CONTRACT_TYPES: dict[str, dict[str, set[str]]] = {
         "complaint_opened": {"case_id", "reason"},
         "complaint_resolved": {"case_id"},
     },
+    "social": {
+        "mention": {"platform", "post_id"},
+        "review": {"platform", "post_id", "rating"},
+        "direct_message": {"platform", "post_id", "thread_id"},
+        "reply": {"platform", "post_id"},
+        "handle_linked": {"linked_by"},
+        "complaint_resolved": {"case_id"},
+    },
 }

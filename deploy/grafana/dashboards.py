@@ -239,6 +239,34 @@ JOURNEY = [
         options={"stacking": "percent"},
     ),
     Panel(
+        "Social posts per second, by sentiment",
+        [
+            (
+                q("sum by (sentiment) (rate(journey_social_posts_total{SEL}[RATE]))"),
+                "{{sentiment}}",
+            )
+        ],
+        "Mentions, reviews, direct messages and replies from the listening tool, by the "
+        "sentiment the tool gave or the worker computed (unknown: a language it cannot read).",
+        "ops",
+        options={"stacking": "normal"},
+    ),
+    Panel(
+        "Community team's tasks per second, public vs private",
+        [
+            (
+                q('sum by (action) (rate(journey_actions_total{SEL, channel="social"}[RATE]))'),
+                "{{action}}",
+            ),
+            (q("sum(rate(journey_social_posts_total{SEL}[RATE]))"), "posts"),
+        ],
+        "Replies asked of the community team on cjo.actions.social, beside the posts: in "
+        "public (positive and neutral posts, reviews rated 3-5) or in private (direct "
+        "messages, negative posts, reviews rated 1-2). A post without a task: look at "
+        "journey_suppressions_total.",
+        "ops",
+    ),
+    Panel(
         "Suppressions per second, by reason",
         [(q("sum by (reason) (rate(journey_suppressions_total{SEL}[RATE]))"), "{{reason}}")],
         "Candidates not sent: caps, consent, cooldown, fatigue, holdout, eligibility...",

@@ -11,6 +11,11 @@ abandonment (30 min), the app invitation two days after a first order, quiet-hou
 releases every clock morning and win-backs after 30 days of inactivity (about three
 minutes in; some simulated buyers lapse for 31-60 days).
 
+Some simulated customers post on social media (mentions, reviews, direct messages, replies
+to the brand, in several languages); the community team's tasks appear among the actions
+(``social | ... | social_reply_private <- social/mention: ... [reply in private: ...]``)
+and every summary counts the posts by sentiment and the tasks, public and private.
+
 A loopback sender answers the actions as the simulated customers would (each belongs to
 a segment: app-first, email reader, sms responder, unresponsive), so outcomes flow back
 and the engine learns: every summary prints the learnt response rate per channel and the

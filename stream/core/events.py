@@ -21,11 +21,22 @@ import orjson
 
 from stream.core.identity import IdentifierError, resolve_identity
 from stream.core.schemas import SchemaCatalog
+from stream.core.social import enrich
 from stream.core.timestamps import parse_timestamp_ms
 
 ENVELOPE_FIELDS: tuple[str, ...] = ("event_id", "type", "channel", "occurred_at", "customer")
 IDENTIFIER_FIELDS: frozenset[str] = frozenset(
-    {"customer_id", "anonymous_id", "email", "email_sha256", "phone", "phone_sha256", "loyalty_id"}
+    {
+        "customer_id",
+        "anonymous_id",
+        "email",
+        "email_sha256",
+        "phone",
+        "phone_sha256",
+        "social_handle",
+        "social_sha256",
+        "loyalty_id",
+    }
 )
 
 MAX_DEPTH = 32  # nested objects and arrays, the event object itself counting as one
@@ -319,6 +330,10 @@ def decode_event(
         identity = resolve_identity(message["customer"], options.hash_salt, options.default_region)
     except IdentifierError as exc:
         return Rejection(DlqReason.INVALID_IDENTIFIER, str(exc))
+    properties = message.get("properties") or {}
+    context = message.get("context") or {}
+    if message["channel"] == "social":  # a post's sentiment and the case it may open
+        properties = enrich(message["type"], properties, context)
     return Event(
         event_id=message["event_id"],
         type=message["type"],
@@ -326,6 +341,6 @@ def decode_event(
         occurred_at_ms=occurred_at_ms,
         customer_key=identity.customer_key,
         identifiers=identity.identifiers,
-        properties=message.get("properties") or {},
-        context=message.get("context") or {},
+        properties=properties,
+        context=context,
     )

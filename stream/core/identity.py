@@ -1,17 +1,26 @@
 """Customer identifiers: normalise, hash the personal ones, pick the customer key.
 
-Raw email addresses and phone numbers never leave this module: they are normalised
-(email: trimmed, lower-cased; phone: E.164) and replaced by a salted SHA-256.
+Raw email addresses, phone numbers and social handles never leave this module: they are
+normalised (email: trimmed, lower-cased; phone: E.164; social handle: see
+``normalise_social_handle``) and replaced by a salted SHA-256.
 
 An identifier is written as a *token*: its kind's prefix and its value (``C000123``,
-``loyalty:L000123``, ``email:<sha256>``, ``phone:<sha256>``, ``anon:<cookie>``). A
-customer key is the token of the strongest identifier a profile was created under; the
-resolve step maps every other token to it (see ``stream.core.resolve``).
+``loyalty:L000123``, ``email:<sha256>``, ``phone:<sha256>``, ``social:<sha256>``,
+``anon:<cookie>``). A customer key is the token of the strongest identifier a profile was
+created under; the resolve step maps every other token to it (see ``stream.core.resolve``).
+
+Strength (``KEY_ORDER``): a customer id, then a loyalty card, then the verified contact
+points (an email address, a phone number: a message sent there reaches the person), then a
+social handle, then a cookie. A handle is weaker than an address because it is public and
+self-asserted: anyone can name it, an account is renamed and its old name taken by someone
+else, and nothing we send proves it. It is stronger than a cookie because it names one
+account across devices and browsers and outlives cleared cookies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +32,7 @@ KEY_ORDER: tuple[str, ...] = (
     "loyalty_id",
     "email_sha256",
     "phone_sha256",
+    "social_sha256",
     "anonymous_id",
 )
 KEY_PREFIX: dict[str, str] = {
@@ -30,9 +40,39 @@ KEY_PREFIX: dict[str, str] = {
     "loyalty_id": "loyalty:",
     "email_sha256": "email:",
     "phone_sha256": "phone:",
+    "social_sha256": "social:",
     "anonymous_id": "anon:",
 }
 
+
+# Raw identifiers an event may carry, each replaced at ingest by the hash of its normal form.
+RAW_IDENTIFIERS: dict[str, str] = {
+    "email": "email_sha256",
+    "phone": "phone_sha256",
+    "social_handle": "social_sha256",
+}
+# Networks whose handles ignore case (@Jane_Doe and @jane_doe are one account), and the
+# names a platform is also sent under. A platform not listed keeps the handle's case:
+# two accounts that differ only by case stay two.
+CASE_INSENSITIVE_PLATFORMS: frozenset[str] = frozenset(
+    {
+        "x",
+        "instagram",
+        "threads",
+        "facebook",
+        "tiktok",
+        "youtube",
+        "linkedin",
+        "reddit",
+        "pinterest",
+        "snapchat",
+        "bluesky",
+        "mastodon",
+    }
+)
+PLATFORM_ALIASES: dict[str, str] = {"twitter": "x"}
+_PLATFORM = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+MAX_HANDLE_LENGTH = 100
 
 KIND_OF_PREFIX: dict[str, str] = {prefix: kind for kind, prefix in KEY_PREFIX.items() if prefix}
 
@@ -93,17 +133,39 @@ def normalise_phone(phone: str, default_region: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def normalise_social_handle(handle: str) -> str:
+    """``<platform>:<handle>`` in its normal form; raises IdentifierError if it is not one.
+
+    The platform is trimmed and lower-cased (``twitter`` is ``x``); the handle is trimmed
+    and loses one leading ``@``; where the platform's handles ignore case
+    (``CASE_INSENSITIVE_PLATFORMS``) it is case-folded: ``X:@Jane_Doe`` -> ``x:jane_doe``.
+    """
+    platform, colon, name = handle.partition(":")
+    platform = platform.strip().lower()
+    platform = PLATFORM_ALIASES.get(platform, platform)
+    name = name.strip().removeprefix("@")
+    if not colon or not _PLATFORM.fullmatch(platform):
+        raise IdentifierError("social_handle is not <platform>:<handle>, e.g. x:@Jane_Doe")
+    if not name or len(name) > MAX_HANDLE_LENGTH or any(c.isspace() for c in name):
+        raise IdentifierError(
+            f"social_handle: a handle of 1 to {MAX_HANDLE_LENGTH} characters without spaces"
+        )
+    if platform in CASE_INSENSITIVE_PLATFORMS:
+        name = name.casefold()
+    return f"{platform}:{name}"
+
+
 def hash_identifier(value: str, salt: str) -> str:
     """Salted SHA-256 hex digest of a normalised identifier."""
     return hashlib.sha256(f"{salt}{value}".encode()).hexdigest()
 
 
 def resolve_identity(customer: Mapping[str, str], salt: str, default_region: str) -> Identity:
-    """Hash raw email/phone, drop the raw values and derive the customer key."""
+    """Hash raw email/phone/social handle, drop the raw values and derive the customer key."""
     identifiers = {
         name: value
         for name, value in customer.items()
-        if name not in ("email", "phone") and isinstance(value, str)
+        if name not in RAW_IDENTIFIERS and isinstance(value, str)
     }
     email = customer.get("email")
     if email is not None and "email_sha256" not in identifiers:
@@ -111,6 +173,9 @@ def resolve_identity(customer: Mapping[str, str], salt: str, default_region: str
     phone = customer.get("phone")
     if phone is not None and "phone_sha256" not in identifiers:
         identifiers["phone_sha256"] = hash_identifier(normalise_phone(phone, default_region), salt)
+    handle = customer.get("social_handle")
+    if handle is not None and "social_sha256" not in identifiers:
+        identifiers["social_sha256"] = hash_identifier(normalise_social_handle(handle), salt)
     for name in KEY_ORDER:
         value = identifiers.get(name)
         if value:

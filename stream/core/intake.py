@@ -24,6 +24,7 @@ from stream.core.messages import EventMessage, OutcomeMessage, encode
 from stream.core.outcomes import decode_outcome
 from stream.core.propensity import LearningUpdate, fold
 from stream.core.schemas import SchemaCatalog
+from stream.core.social import POST_TYPES
 from stream.core.stored import PROPENSITY
 
 IngressRecord = tuple[str | None, bytes | None, int | None]  # channel, value, timestamp ms
@@ -44,6 +45,10 @@ def ingest_batch(
             result.dead_letters.append(DeadLetter(position, decoded))
             continue
         result.tally.count("events", decoded.channel, decoded.type)
+        if decoded.type in POST_TYPES:  # a social post: its sentiment, from ingest
+            sentiment = str(decoded.properties["sentiment"])
+            source = str(decoded.properties["sentiment_source"])
+            result.tally.count("social_posts", decoded.type, sentiment, source)
         message = EventMessage(decoded, timestamp_ms)
         key = decoded.customer_key.encode()
         result.outputs.append(Output(route_of(decoded.customer_key), key, encode(message)))

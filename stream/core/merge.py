@@ -10,6 +10,7 @@ delivered to both) is counted once. Rules:
 - cart: the union of the items (a product in both keeps the larger quantity);
 - orders: counts, revenue and returns add up, the last order is the latest one;
 - consent: the most recent profile's grants, and every opt-out of either (safety first);
+- social posts: counts add up, the latest post's sentiment is kept;
 - open cases, channels, contact history, sent counts, responses, recent events, seen
   event ids, pending timers (the later-armed of a name), held actions: united, bounded;
 - journeys: one run per journey, the one that entered first (see ``_merge_journeys``);
@@ -80,6 +81,7 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
         a.consent[channel] = False
     a.app_installed = a.app_installed or b.app_installed
     a.open_cases = {**b.open_cases, **a.open_cases}
+    a.social = _merge_social(a.social, b.social)
     a.contacts = bounded_contacts(_by_time(a.contacts, b.contacts, "at_ms", "action_id"))
     a.sent_counts = _add(a.sent_counts, b.sent_counts)
     a.sent_by_channel = _add(a.sent_by_channel, b.sent_by_channel)
@@ -105,6 +107,20 @@ def merge_states(into: CustomerState, other: CustomerState, limits: Limits) -> C
     a.linked = list(dict.fromkeys([*a.linked, *b.linked, b.customer_key]))
     a.identity_conflicts = [*a.identity_conflicts, *b.identity_conflicts][-CONFLICTS_KEPT:]
     return a
+
+
+def _merge_social(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Both profiles' posts: counts added, the later of the two latest posts kept."""
+    if not a or not b:
+        return a or b
+    last_a, last_b = a["last"], b["last"]
+    b_later = last_a is None or (last_b is not None and last_b["at_ms"] > last_a["at_ms"])
+    return {
+        "posts": _add(a["posts"], b["posts"]),
+        "sentiment": _add(a["sentiment"], b["sentiment"]),
+        "reviews": _add(a["reviews"], b["reviews"]),
+        "last": last_b if b_later else last_a,
+    }
 
 
 def _merge_journeys(a: CustomerState, b: CustomerState) -> None:

@@ -17,7 +17,7 @@ from stream.core.timestamps import format_ms
 
 # A customer key or identifier token: C000123, loyalty:L1, email:<hex>, anon:<cookie>.
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
-HASHED = ("email_sha256", "phone_sha256")
+HASHED = ("email_sha256", "phone_sha256", "social_sha256")
 
 
 def valid_customer_id(customer_id: str) -> bool:
@@ -57,6 +57,7 @@ def profile_view(state: CustomerState, holdout: HoldoutPolicy) -> dict[str, Any]
         "opt_outs": dict(state.opt_outs),
         "app_installed": state.app_installed,
         "open_cases": _open_cases(state),
+        "social": _social(state),
         "timers": [
             {"name": name, "due": _time(timer["due_ms"])}
             for name, timer in sorted(state.timers.items(), key=lambda item: item[1]["due_ms"])
@@ -141,6 +142,34 @@ def _open_cases(state: CustomerState) -> list[dict[str, Any]]:
         }
         for case_id, case in sorted(state.open_cases.items())
     ]
+
+
+def _social(state: CustomerState) -> dict[str, Any] | None:
+    """The customer's social media posts: counts, sentiment, stars, the latest post (None
+    before the first)."""
+    social = state.social
+    if not social:
+        return None
+    reviews = social["reviews"]
+    last = social["last"]
+    return {
+        "posts": dict(sorted(social["posts"].items())),
+        "sentiment": dict(sorted(social["sentiment"].items())),
+        "reviews": reviews["count"],
+        "average_rating": round(reviews["stars"] / reviews["count"], 2)
+        if reviews["count"]
+        else None,
+        "last": None
+        if last is None
+        else {
+            "type": last["type"],
+            "platform": last["platform"],
+            "sentiment": last["sentiment"],
+            "score": last["score"],
+            "source": last["source"],
+            "at": _time(last["at_ms"]),
+        },
+    }
 
 
 def _recent_action(contact: dict[str, Any]) -> dict[str, Any]:

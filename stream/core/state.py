@@ -16,6 +16,7 @@ import orjson
 
 from stream.core.events import Event
 from stream.core.money import currency_of
+from stream.core.social import POST_TYPES, case_id_of, is_grievance, is_praise
 from stream.core.stages import PURCHASE_EVENTS, Stage, next_stage
 
 STAGE_HISTORY_LIMIT = 20
@@ -73,6 +74,9 @@ class CustomerState:
     opt_outs: dict[str, str] = field(default_factory=dict)
     app_installed: bool = False
     open_cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Social media posts by the customer (empty until the first): counts per type and per
+    # sentiment, reviews' stars, and the latest post's sentiment (``_social_post``).
+    social: dict[str, Any] = field(default_factory=dict)
     contacts: list[dict[str, Any]] = field(default_factory=list)
     sent_counts: dict[str, int] = field(default_factory=dict)
     sent_by_channel: dict[str, int] = field(default_factory=dict)
@@ -209,8 +213,16 @@ def reduce(state: CustomerState, event: Event, limits: Limits, *, owned: bool = 
     new = state if owned else state.copy()
     _remember(new, event, limits)
     _apply_context(new, event)
+    cases_before = len(new.open_cases)
     _APPLY.get(event.type, _ignore)(new, event)
-    to_stage = next_stage(Stage(new.stage), event.type, new.orders["count"], len(new.open_cases))
+    to_stage = next_stage(
+        Stage(new.stage),
+        event.type,
+        new.orders["count"],
+        len(new.open_cases),
+        praise=event.channel == "social" and is_praise(event.type, event.properties),
+        case_opened=len(new.open_cases) > cases_before,
+    )
     stage_change = None
     if to_stage.value != new.stage:
         stage_change = StageChange(new.stage, to_stage.value)
@@ -426,6 +438,57 @@ def _complaint_resolved(state: CustomerState, event: Event) -> None:
     state.open_cases.pop(event.properties["case_id"], None)
 
 
+def new_social() -> dict[str, Any]:
+    """The ``social`` record of a customer's first post."""
+    return {
+        "posts": {},
+        "sentiment": {},
+        "reviews": {"count": 0, "stars": 0},
+        "last": None,
+    }
+
+
+def _social_post(state: CustomerState, event: Event) -> None:
+    """Count the post, keep the latest one's sentiment, and open a case for a grievance.
+
+    A grievance (``social.is_grievance``: a negative post, a review rated 1 or 2) by a
+    known customer opens a service case like ``complaint_opened`` does: marketing pauses
+    until a ``complaint_resolved`` names the case (on call_center or social). An
+    anonymous author's grievance opens none: there is no marketing to pause, and the
+    community team answers it all the same.
+    """
+    props = event.properties
+    social = state.social or new_social()
+    state.social = social
+    social["posts"][event.type] = social["posts"].get(event.type, 0) + 1
+    label = str(props.get("sentiment", "unknown"))
+    social["sentiment"][label] = social["sentiment"].get(label, 0) + 1
+    rating = props.get("rating")
+    if event.type == "review" and isinstance(rating, int):
+        social["reviews"]["count"] += 1
+        social["reviews"]["stars"] += rating
+    last = social["last"]
+    if last is None or event.occurred_at_ms >= last["at_ms"]:
+        social["last"] = {
+            "type": event.type,
+            "platform": str(props.get("platform", "")),
+            "sentiment": label,
+            "score": props.get("sentiment_score"),
+            "source": str(props.get("sentiment_source", "none")),
+            "at_ms": event.occurred_at_ms,
+        }
+    if is_grievance(event.type, props) and "customer_id" in state.identifiers:
+        what = f"review rated {rating}" if event.type == "review" else f"negative {event.type}"
+        state.open_cases.setdefault(  # a conversation already open stays one case
+            case_id_of(event.type, props, event.event_id),
+            {
+                "reason": f"{what} on {props.get('platform', 'social')}",
+                "severity": "high" if rating == 1 else "medium",
+                "opened_at_ms": event.occurred_at_ms,
+            },
+        )
+
+
 _APPLY = {
     "add_to_cart": _add_to_cart,
     "remove_from_cart": _remove_from_cart,
@@ -440,4 +503,5 @@ _APPLY = {
     "bounced": _bounced,
     "complaint_opened": _complaint_opened,
     "complaint_resolved": _complaint_resolved,
+    **dict.fromkeys(POST_TYPES, _social_post),
 }

@@ -59,6 +59,12 @@ class Metrics:
         self.events = Counter(
             "journey_events_total", "Valid events ingested", ["channel", "type"], registry=r
         )
+        self.social_posts = Counter(
+            "journey_social_posts_total",
+            "Social posts ingested, by type, sentiment and where the sentiment came from",
+            ["type", "sentiment", "source"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "journey_events_duplicate_total",
             "Events dropped as duplicates (same event_id)",

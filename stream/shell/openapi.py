@@ -152,6 +152,28 @@ SCHEMAS: dict[str, Any] = {
                     }
                 ),
             },
+            "social": {
+                "type": ["object", "null"],
+                "description": "Social media posts (null before the first): per type, per "
+                "sentiment, reviews and their average stars, the latest post's sentiment",
+                "properties": {
+                    "posts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "sentiment": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "reviews": {"type": "integer"},
+                    "average_rating": {"type": ["number", "null"]},
+                    "last": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "platform": {"type": "string"},
+                            "sentiment": {"enum": ["positive", "neutral", "negative", "unknown"]},
+                            "score": {"type": ["number", "null"]},
+                            "source": {"enum": ["provided", "computed", "rating", "none"]},
+                            "at": TIME,
+                        },
+                    },
+                },
+            },
             "timers": {
                 "type": "array",
                 "items": _object({"name": {"type": "string"}, "due": TIME}),

@@ -108,14 +108,35 @@ def journeys_line(samples: Samples) -> str | None:
     return "--- journeys: " + "; ".join(parts)
 
 
+def social_line(samples: Samples) -> str | None:
+    """Social posts by sentiment and the community team's tasks (None before any post)."""
+    posts = by_label(samples, "journey_social_posts_total", "sentiment")
+    if not sum(posts.values()):
+        return None
+    tasks = by_label(
+        [s for s in samples if s[1].get("channel") == "social"], "journey_actions_total", "action"
+    )
+    mix = ", ".join(f"{label} {count:.0f}" for label, count in sorted(posts.items()) if count)
+    replies = ", ".join(
+        f"{action.removeprefix('social_reply_')} {count:.0f}"
+        for action, count in sorted(tasks.items())
+    )
+    return (
+        f"--- social: {sum(posts.values()):.0f} posts ({mix}); community tasks: {replies or 'none'}"
+    )
+
+
 def format_action(action: dict[str, object]) -> str:
-    """One readable line per action."""
+    """One readable line per action (a community task says how to reply, and why)."""
     trigger = action.get("trigger") or {}
     assert isinstance(trigger, dict)
     line = (
         f"{action['channel']:>11} | {action['customer_id']:<12} | {action['action']:<20} "
         f"<- {trigger.get('channel')}/{trigger.get('type')}: {action['reason']}"
     )
+    payload = action.get("payload")
+    if action["channel"] == "social" and isinstance(payload, dict) and "reply" in payload:
+        line += f" [reply in {payload['reply']}: {payload.get('why', '')}]"
     if action.get("send_after"):
         line += f" [held by quiet hours, released at {action['send_after']}]"
     return line
@@ -174,6 +195,9 @@ async def watch_actions(
                     journeys = journeys_line(samples)
                     if journeys is not None:
                         print(journeys, flush=True)
+                    social = social_line(samples)
+                    if social is not None:
+                        print(social, flush=True)
                 actions_since, last = 0, now
             await asyncio.sleep(0)
     finally:

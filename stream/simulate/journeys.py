@@ -26,7 +26,17 @@ Journey mix (weights, for customers that are eligible):
 * store visit (12, loyalty members): store_visit -> loyalty_scan -> store_purchase (often);
 * call center (6): call_completed with a sentiment; negative calls often open a complaint
   (complaint_opened), most of which are resolved later (complaint_resolved, same case_id);
-* product return (4, when something was bought): store_visit -> product_return.
+* product return (4, when something was bought): store_visit -> product_return;
+* social media (8, customers with a social handle): a mention, a direct message or a
+  reply to the brand (and, from a buyer, a review on Trustpilot) with a realistic mix of
+  tone (45% positive, 30% neutral, 25% negative) and language (15% in the customer's own
+  language, which the worker cannot score); the listening tool gives its own sentiment on
+  40% of posts. Posts carry the author's handle only, so an author is an anonymous
+  profile until the handle is linked: a support agent links it during a direct-message
+  conversation, or the customer does (``handle_linked``), and the profiles merge. Most
+  grievances of a linked customer (a negative post, a review rated 1-2) are settled by
+  the community team later (``complaint_resolved`` on social, naming the case the post
+  opened).
 
 About 20% of customers start as anonymous web visitors identified only by ``anonymous_id``
 ("anon-<hex>"); they shop on the web and rarely check out as guests, and in about one web
@@ -37,7 +47,8 @@ resolution merges the two profiles).
 Offline and online identities: a loyalty member's card scan at the till carries the
 customer id and the card number, the store purchase that follows only the card; a
 verified call carries the customer id and the caller's phone number (``+33 6 ...``), a
-complaint only the phone number.
+complaint only the phone number. About 35% of customers (anonymous visitors included) have a
+social handle on one network (``x:@Shopper_000123``, sometimes spelt ``twitter:@shopper_000123``).
 Known customers are "C%06d" (the number is the customer's index, 1-based); 70% of them are
 loyalty members ("L%06d", same number, sent on store events) and half share their raw e-mail
 address ("c000123@example.com") on email events. Most events carry a ``context`` with the
@@ -54,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-CHANNELS: tuple[str, ...] = ("web", "app", "email", "store", "call_center")
+CHANNELS: tuple[str, ...] = ("web", "app", "email", "store", "call_center", "social")
 CURRENCY = "EUR"
 SOURCE = "simulator"
 SHOP_URL = "https://shop.example.com"
@@ -65,6 +76,9 @@ LOYALTY_SHARE = 0.7
 SHARES_EMAIL_SHARE = 0.5
 CONTEXT_SHARE = 0.92
 SMS_CONSENT_SHARE = 0.6
+SOCIAL_SHARE = 0.35
+TOOL_SENTIMENT_SHARE = 0.4  # posts the listening tool scores itself
+FOREIGN_POST_SHARE = 0.15  # posts in the customer's own language, when it is not English
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_MS = 86_400_000
@@ -204,6 +218,63 @@ _CALL_REASONS: tuple[str, ...] = (
 )
 _RETURN_REASONS: tuple[str, ...] = ("wrong_size", "damaged", "not_as_described", "changed_mind")
 _RESOLUTIONS: tuple[str, ...] = ("refund", "replacement", "voucher", "explanation")
+_SOCIAL_PLATFORMS: tuple[str, ...] = ("x", "instagram", "facebook", "tiktok")
+_ITEMS: dict[str, str] = {
+    "shoes": "pair of shoes",
+    "outerwear": "jacket",
+    "accessories": "bag",
+    "beauty": "serum",
+    "home": "candle",
+}
+# What customers write, by tone: VADER reads each English one with that tone (a unit
+# test holds them to it), so a post the tool does not score gets the intended sentiment.
+SOCIAL_TEXTS: dict[str, tuple[str, ...]] = {
+    "positive": (
+        "Love my new {item}! Best purchase this year 😍",
+        "Huge thanks to @shop for the quick delivery, great service!",
+        "The {item} is amazing, so happy with it",
+        "Just got my {item}, perfect fit and lovely quality",
+    ),
+    "neutral": (
+        "Do you ship the {item} to Belgium?",
+        "Is the {item} available in size M?",
+        "When does the winter sale start?",
+        "Can I return the {item} in a store?",
+    ),
+    "negative": (
+        "Still waiting for my {item} after three weeks. Worst service ever.",
+        "My {item} arrived broken and nobody answers. Really disappointed.",
+        "Terrible experience with @shop, never again.",
+        "The {item} fell apart after two days, awful quality",
+    ),
+}
+FOREIGN_TEXTS: dict[str, dict[str, str]] = {
+    "nl": {
+        "positive": "Geweldige service!",
+        "neutral": "Wanneer is de uitverkoop?",
+        "negative": "Mijn pakket is nog steeds niet geleverd.",
+    },
+    "de": {
+        "positive": "Tolle Qualität, danke!",
+        "neutral": "Wann beginnt der Sale?",
+        "negative": "Die Lieferung ist viel zu spät.",
+    },
+    "fr": {
+        "positive": "J'adore ma commande, merci !",
+        "neutral": "Quand commencent les soldes ?",
+        "negative": "Toujours pas de colis après trois semaines.",
+    },
+    "es": {
+        "positive": "¡Me encanta mi pedido!",
+        "neutral": "¿Cuándo empiezan las rebajas?",
+        "negative": "El pedido llegó roto.",
+    },
+}
+_SCORES: dict[str, tuple[float, float]] = {
+    "positive": (0.3, 0.95),
+    "neutral": (-0.04, 0.04),
+    "negative": (-0.95, -0.3),
+}
 
 
 @dataclass(slots=True)
@@ -237,7 +308,15 @@ class _Customer:
     last_order_id: str | None = None
     number: int = 0
     phone: str | None = None
+    social_handle: str | None = None  # <platform>:<handle>, as the listening tool spells it
+    handle_linked: bool = False
     returnable: list[_Purchase] = field(default_factory=list)
+
+    @property
+    def platform(self) -> str:
+        """The network of the customer's handle."""
+        platform = (self.social_handle or "x:").partition(":")[0]
+        return "x" if platform == "twitter" else platform
 
     @property
     def key(self) -> bytes:
@@ -350,6 +429,7 @@ class _Simulation:
         self.emitted = 0
         self.orders = 0
         self.cases = 0
+        self.posts = 0
         stagger_ms = 5 * mean_gap_ms
         for index in range(1, customers + 1):
             who = self._new_customer(index)
@@ -382,8 +462,17 @@ class _Simulation:
         self.cases += 1
         return f"case-{self.seed}-{self.cases}"
 
+    def next_post_id(self) -> str:
+        """Unique, deterministic id of a social post."""
+        self.posts += 1
+        return f"{self.seed}{self.posts:08d}"
+
     def identity(self, who: _Customer, channel: str, type_: str = "") -> dict[str, str]:
         """The envelope's customer object as the given channel knows the customer."""
+        if channel == "social" and type_ in {"mention", "direct_message", "reply"}:
+            return {"social_handle": who.social_handle or ""}  # the listening tool's view
+        if type_ == "handle_linked" and who.customer_id is not None:
+            return {"customer_id": who.customer_id, "social_handle": who.social_handle or ""}
         if who.customer_id is None:
             return {"anonymous_id": who.anonymous_id or ""}
         if type_ == "store_purchase" and who.loyalty_id is not None:
@@ -402,8 +491,9 @@ class _Simulation:
         return identity
 
     def context(self, who: _Customer, channel: str) -> dict[str, Any] | None:
-        """Optional context: time zone, locale, device and consent, on most events."""
-        if self.rng.random() >= CONTEXT_SHARE:
+        """Optional context: time zone, locale, device and consent, on most events (not on
+        social ones: a listening tool knows none of it)."""
+        if self.rng.random() >= CONTEXT_SHARE or channel == "social":
             return None
         context: dict[str, Any] = {"timezone": who.timezone, "locale": who.locale}
         if channel == "web":
@@ -418,6 +508,12 @@ class _Simulation:
         rng = self.rng
         anonymous = rng.random() < ANONYMOUS_SHARE
         timezone, locale = rng.choice(_TIMEZONES)
+        handle = None
+        if rng.random() < SOCIAL_SHARE:
+            platform = rng.choice(_SOCIAL_PLATFORMS)
+            handle = f"{platform}:@Shopper_{index:06d}"
+            if platform == "x" and rng.random() < 0.3:  # the same account, spelt otherwise
+                handle = f"twitter:@shopper_{index:06d}"
         return _Customer(
             customer_id=None if anonymous else f"C{index:06d}",
             anonymous_id=f"anon-{rng.getrandbits(64):016x}" if anonymous else None,
@@ -436,6 +532,7 @@ class _Simulation:
             favourite_category=rng.choice(CATEGORIES),
             number=index,
             phone=None if anonymous else f"+33 6 {index:08d}",
+            social_handle=handle,
         )
 
     def _push(self, at_ms: int, item: _Customer | _Step) -> None:
@@ -492,6 +589,8 @@ def _choose_journey(rng: random.Random, who: _Customer) -> JourneyPlan:
             options.append((_store_visit, 12))
         if who.returnable:
             options.append((_product_return, 4))
+    if who.social_handle is not None:
+        options.append((_social, 8))
     plans = [plan for plan, _ in options]
     weights = [weight for _, weight in options]
     return rng.choices(plans, weights=weights)[0]
@@ -734,3 +833,71 @@ def _call_center(j: _Journey) -> None:
     if rng.random() < 0.85:
         resolution = {"case_id": case_id, "resolution": rng.choice(_RESOLUTIONS)}
         j.defer("call_center", "complaint_resolved", resolution, wait=20.0)
+
+
+def _social(j: _Journey) -> None:
+    """A post about the brand; perhaps the handle linked; a grievance settled later."""
+    rng, who = j.rng, j.who
+    tone = rng.choices(("positive", "neutral", "negative"), weights=(45, 30, 25))[0]
+    kinds = [("mention", 45), ("direct_message", 20), ("reply", 15)]
+    if who.customer_id is not None and who.orders > 0:
+        kinds.append(("review", 25))  # invited after an order: the review names the customer
+    kind = rng.choices([k for k, _ in kinds], weights=[w for _, w in kinds])[0]
+    properties = _post_properties(j, kind, tone)
+    j.emit("social", kind, properties)
+    known = who.handle_linked or kind == "review"
+    if who.customer_id is not None and not who.handle_linked:
+        asked = kind == "direct_message" and rng.random() < 0.6
+        if asked or rng.random() < 0.15:  # an agent in the conversation, or the customer
+            linked_by = "agent" if asked else "customer"
+            linked = {"linked_by": linked_by}
+            if asked:
+                linked["agent_id"] = f"A{rng.randint(1, 40):03d}"
+            j.emit("social", "handle_linked", linked, wait=0.3)
+            who.handle_linked = True
+    # what ingest will read: a review's stars, else the tool's sentiment or an English text
+    scored = kind == "review" or "sentiment" in properties or properties["language"] == "en"
+    grievance = tone == "negative" and scored
+    if known and grievance and rng.random() < 0.8:
+        conversation = (
+            properties["thread_id"] if kind == "direct_message" else properties["post_id"]
+        )
+        resolution = {
+            "case_id": f"social-{properties['platform']}-{conversation}",
+            "resolution": rng.choice(_RESOLUTIONS),
+        }
+        j.defer(
+            rng.choice(("social", "social", "call_center")),
+            "complaint_resolved",
+            resolution,
+            wait=15.0,
+        )
+
+
+def _post_properties(j: _Journey, kind: str, tone: str) -> dict[str, Any]:
+    """A post's properties: where, what was written in which language, maybe the tool's score."""
+    rng, who = j.rng, j.who
+    post_id = j.sim.next_post_id()
+    language = who.locale.split("-")[0]
+    if language != "en" and rng.random() < FOREIGN_POST_SHARE:
+        text = FOREIGN_TEXTS[language][tone]
+    else:
+        language = "en"
+        item = _ITEMS[who.favourite_category]
+        text = rng.choice(SOCIAL_TEXTS[tone]).format(item=item)
+    platform = "trustpilot" if kind == "review" else who.platform
+    properties: dict[str, Any] = {"platform": platform, "post_id": post_id}
+    if kind == "direct_message":
+        properties["thread_id"] = f"dm-{j.sim.seed}-{who.number}"  # one conversation each
+    else:
+        properties["url"] = f"https://{platform}.example/{post_id}"
+    properties.update(text=text, language=language)
+    if kind == "reply":
+        properties["in_reply_to"] = f"brand-{rng.randrange(1, 60):03d}"
+    elif kind == "review":
+        stars = {"positive": (4, 5), "neutral": (3,), "negative": (1, 2)}[tone]
+        properties["rating"] = rng.choice(stars)
+    if rng.random() < TOOL_SENTIMENT_SHARE:
+        properties["sentiment"] = tone
+        properties["sentiment_score"] = round(rng.uniform(*_SCORES[tone]), 2)
+    return properties

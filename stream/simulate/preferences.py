@@ -19,10 +19,10 @@ Profiles:
   unresponsive   20%   0.01 0.01  0.01 0.01
   ============== ===== ==== ===== ==== ====
 
-  A store or call-center contact lands with 0.3 in every segment (a person talks to the
-  customer). The channel's rate is multiplied by the action's multiplier (``cart_reminder``
-  1.5, ``review_request`` 0.6, ``referral_request`` 0.5, ``win_back`` 0.7, others 1.0) and
-  capped at 0.95.
+  A store, call-center or community-team (social) contact lands with 0.3 in every
+  segment (a person talks to the customer). The channel's rate is multiplied by the
+  action's multiplier (``cart_reminder`` 1.5, ``review_request`` 0.6,
+  ``referral_request`` 0.5, ``win_back`` 0.7, others 1.0) and capped at 0.95.
 * ``"push-only"``: every customer answers on push only (0.6), never on any other channel;
   no action multipliers. Handy to check that the engine converges on one channel.
 
@@ -36,7 +36,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-ACTION_CHANNELS: tuple[str, ...] = ("email", "sms", "push", "web", "call_center", "store")
+ACTION_CHANNELS: tuple[str, ...] = (
+    "email",
+    "sms",
+    "push",
+    "web",
+    "call_center",
+    "store",
+    "social",
+)
 CONVERSION_PROBABILITY = 0.35
 MAX_CLICK_PROBABILITY = 0.95
 IN_PERSON_RESPONSE = 0.3
@@ -52,8 +60,10 @@ class Segment:
 
 
 def _segment(name: str, share: float, **digital: float) -> Segment:
-    """A segment with the given digital rates and the in-person rate on store/call center."""
-    response = {"call_center": IN_PERSON_RESPONSE, "store": IN_PERSON_RESPONSE, **digital}
+    """A segment with the given digital rates and the in-person rate on store, call center
+    and social (the community team's reply)."""
+    in_person = ("call_center", "store", "social")
+    response = {**dict.fromkeys(in_person, IN_PERSON_RESPONSE), **digital}
     return Segment(name, share, MappingProxyType(response))
 
 

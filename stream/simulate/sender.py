@@ -6,9 +6,11 @@ sender plays the customer according to the ground-truth ``Preferences``: the mes
 ``clicked`` a little later; otherwise a push is sometimes ``dismissed``. After a click the
 customer buys with the conversion probability: a ``converted`` outcome, plus an
 ``order_completed`` ingress event on the web topic (the app topic for a push) so the engine
-sees the purchase like any other. Outcomes go to ``<prefix>outcomes``, keyed by the action's
-customer id; their ``detail`` names the simulated segment, so a demo can compare what the
-engine learnt with the truth.
+sees the purchase like any other. A community-team task (``cjo.actions.social``) is
+``delivered`` when the reply is posted (``detail.posted``: public or private, as the task
+asked), and ``clicked`` when the author answers it. Outcomes go to ``<prefix>outcomes``,
+keyed by the action's customer id; their ``detail`` names the simulated segment, so a demo
+can compare what the engine learnt with the truth.
 
 Pure core: ``outcomes_for`` (one action, one ``random.Random``) and ``ActionHandler`` (raw
 bytes in, messages to produce out, duplicates by ``idempotency_key`` dropped, malformed
@@ -60,6 +62,7 @@ CLICK_DELAY_MS: dict[str, tuple[int, int]] = {
     "web": (1_000, 60_000),
     "call_center": (30_000, 600_000),
     "store": (30_000, 600_000),
+    "social": (60_000, 3_600_000),  # the author answers the community team's reply
 }
 DISMISS_DELAY_MS = (2_000, 120_000)
 CONVERSION_DELAY_MS = (60_000, 1_200_000)
@@ -90,7 +93,7 @@ class _Action:
 
 
 def action_topics(prefix: str) -> list[str]:
-    """The six action topics, e.g. ``cjo.actions.email``."""
+    """The seven action topics, e.g. ``cjo.actions.email``."""
     return [f"{prefix}actions.{channel}" for channel in ACTION_CHANNELS]
 
 
@@ -107,7 +110,11 @@ def outcomes_for(
     key, channel = parsed.customer_id, parsed.channel
     segment = prefs.segment(key)
     at_ms = max(now_ms, parsed.send_after_ms or now_ms)
-    produced = [_outcome(parsed, "delivered", at_ms, prefix, segment)]
+    posted = {}
+    if channel == "social":  # the community team posted the reply the task asked for
+        payload = action.get("payload")
+        posted["posted"] = payload.get("reply", "public") if isinstance(payload, dict) else "public"
+    produced = [_outcome(parsed, "delivered", at_ms, prefix, segment, **posted)]
     if rng.random() < prefs.click_probability(key, parsed.action, channel):
         if channel in OPENING_CHANNELS:
             at_ms += _delay(rng, OPEN_DELAY_MS[channel])
@@ -127,7 +134,7 @@ def outcomes_for(
 def order_event_customer(customer_key: str) -> dict[str, str] | None:
     """The envelope's ``customer`` for a customer key, or None for hashed email/phone keys."""
     kind = kind_of(customer_key)
-    if kind in {"email_sha256", "phone_sha256"}:
+    if kind in {"email_sha256", "phone_sha256", "social_sha256"}:
         return None  # only the hash is known; an event needs the raw address or number
     if kind == "customer_id":
         return {"customer_id": customer_key}

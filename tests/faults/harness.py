@@ -13,7 +13,7 @@ happen at chosen points. Then:
 - the worker group's offsets reach the end of every input and log partition (no
   partition's commits stall).
 
-The replay is of the run's own log because the ingress topics of five channels are not
+The replay is of the run's own log because the ingress topics of six channels are not
 ordered with each other: two runs of the same input may apply one customer's events in
 another order, and both be right.
 
@@ -73,10 +73,14 @@ def traffic(seed: int, events: int, customers: int, duplicates: int) -> list[Mes
     """Seeded simulated events, each identified by its Kafka key as a customer id only.
 
     One identifier per profile keeps identity links (and their cross-partition races) out
-    of the check. ``duplicates`` events are sent a second time, later in the stream.
+    of the check, so the simulator's ``handle_linked`` events (whose contract wants a
+    customer id and a handle together) are left out. ``duplicates`` events are sent a
+    second time, later in the stream.
     """
     out = []
-    for simulated in islice(generate_events(customers, seed, T0_MS, mean_gap_ms=2000), events):
+    simulation = generate_events(customers, seed, T0_MS, mean_gap_ms=2000)
+    linkless = (s for s in simulation if s.value["type"] != "handle_linked")
+    for simulated in islice(linkless, events):
         value = dict(simulated.value)
         value["customer"] = {"customer_id": simulated.key.decode()}
         out.append(

@@ -41,8 +41,11 @@ async def test_simulated_journeys_yield_actions_on_channel_topics_and_explain_re
         what=f"{EVENTS} events ingested",
     )
     topics = deployment.settings.topics
+    # Enough decisions to hold a control-group customer's marketing decision (5 % of them).
     decision_records = await deployment.collect(
-        [topics.decisions], lambda rs: len(rs) >= 200, timeout_s=120
+        [topics.decisions],
+        lambda rs: len(rs) >= 200 and any(b'"holdout"' in r.value for r in rs),
+        timeout_s=120,
     )
     decisions = [orjson.loads(r.value) for r in decision_records]
     wanted = {topics.actions(c) for c in ("email", "web", "call_center")}

@@ -21,7 +21,7 @@ def of(actions: list[dict[str, Any]], customer_id: str) -> list[dict[str, Any]]:
     return [a for a in actions if a["customer_id"] == customer_id]
 
 
-async def test_events_from_all_five_channels_change_state_and_produce_actions(
+async def test_events_from_all_six_channels_change_state_and_produce_actions(
     deployment: Deployment, worker: WorkerProcess
 ) -> None:
     cid = "C100001"
@@ -70,6 +70,17 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
                 complaint(cid, "K1", "late delivery", severity="high"),
             ],
         ),
+        (
+            "social",
+            [
+                event(
+                    "social",
+                    "direct_message",
+                    {**who, "social_handle": "x:@Shopper_100001"},
+                    {"platform": "x", "post_id": "m1", "thread_id": "t1", "text": "Any news?"},
+                )
+            ],
+        ),
     ]
     applied = 0
     for channel, events in journey:
@@ -80,7 +91,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
             what=f"{applied} events of {cid} applied",
         )
 
-    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 5), cid)
+    actions = of(await deployment.actions(lambda a: len(of(a, cid)) >= 6), cid)
     assert [(a["action"], a["channel"]) for a in actions if a["channel"] == "web"] == [
         ("welcome_content", "web"),
         ("loyalty_signup_nudge", "web"),
@@ -89,6 +100,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
         ("app_download_invite", "email"),  # the onboarding journey, at the first order
         ("getting_started_series", "push"),  # its next step, at the install
         ("service_recovery", "call_center"),
+        ("social_reply_private", "social"),  # the community team answers the message
     ]
     for action in actions:
         assert deployment.catalog.message_error("action", action) is None
@@ -100,7 +112,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     assert welcome["journey"]["node"] == "getting_started"
     assert welcome["journey"]["run"] == invite["journey"]["run"]
 
-    assert set(state["channels"]) == {"web", "app", "store", "email", "call_center"}
+    assert set(state["channels"]) == {"web", "app", "store", "email", "call_center", "social"}
     assert state["orders"]["count"] == 3 and state["orders"]["revenue"] == 219.8
     assert state["stage"] == "engagement"
     assert [(h["from"], h["to"]) for h in state["stage_history"]] == [
@@ -110,7 +122,10 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     ]
     assert state["app_installed"] and set(state["open_cases"]) == {"K1"}
     assert state["identifiers"]["loyalty_id"] == "L100001"
-    assert len(state["contacts"]) == 5
+    assert len(state["contacts"]) == 6
+    assert "social_sha256" in state["identifiers"] and state["social"]["posts"] == {
+        "direct_message": 1
+    }
     # The install ended the onboarding; the complaint ended the repeat order's cross-sell
     # wait and now waits for its resolution.
     assert "inactivity" in state["timers"]
@@ -126,7 +141,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
 
     records = await deployment.collect(
         [deployment.settings.topics.decisions],
-        lambda rs: sum(r.key == cid.encode() for r in rs) >= 7,
+        lambda rs: sum(r.key == cid.encode() for r in rs) >= 8,
     )
     decisions = [orjson.loads(r.value) for r in records if r.key == cid.encode()]
     for decision in decisions:
@@ -140,6 +155,7 @@ async def test_events_from_all_five_channels_change_state_and_produce_actions(
     metrics = worker.metrics()
     assert 'journey_events_total{channel="call_center",type="complaint_opened"}' in metrics
     assert 'journey_actions_total{action="service_recovery",channel="call_center"}' in metrics
+    assert 'journey_actions_total{action="social_reply_private",channel="social"}' in metrics
     assert (
         'journey_stage_transitions_total{from_stage="acquisition",to_stage="onboarding"}' in metrics
     )

@@ -118,6 +118,23 @@ def star_journey() -> list[tuple[str, list[dict[str, Any]]]]:
             ],
         ),
         ("email", [event("email", "email_opened", who, {"campaign": "fall"})]),
+        (
+            "social",
+            [
+                event(
+                    "social",
+                    "direct_message",
+                    {**who, "social_handle": "instagram:@Star_800099"},
+                    {
+                        "platform": "instagram",
+                        "post_id": "m-star",
+                        "thread_id": "t-star",
+                        "text": "Is the parcel on its way?",
+                        "language": "en",
+                    },
+                )
+            ],
+        ),
     ]
 
 
@@ -393,6 +410,14 @@ async def test_customer_page_shows_one_timeline_across_channels_in_time_order(
     )
     await expect(page.locator('[data-identifier="loyalty_id"] dd')).to_have_text("L800099")
     await expect(page.locator('[data-case="K-star"]')).to_contain_text("late delivery")
+    handle = page.locator('[data-identifier="social_sha256"] dd')
+    await expect(handle).to_have_text(re.compile(r"^[0-9a-f]{8}…$"))  # hashed, shortened
+    social = page.locator('[data-card="social"]')
+    await expect(social.locator('[data-fact="posts"] dd')).to_have_text("Direct message 1")
+    await expect(social.locator('.chip[data-sentiment="neutral"]')).to_have_text("Neutral 1")
+    await expect(social.locator('[data-fact="latest"]')).to_contain_text(
+        "Direct message on instagram: neutral (computed from the text)"
+    )
 
     items = await data(page, "#timeline > li[data-kind]")
     events = [(i["type"], i["channel"]) for i in items if i["kind"] == "event"]
@@ -467,6 +492,15 @@ async def test_the_customer_timeline_filters_by_kind_and_by_channel(
     await expect(page.locator("#timeline-count")).to_have_attribute(
         "data-shown", str(total - await calls.count())
     )
+
+    # The social channel: the direct message and the community team's private reply task.
+    await page.check("#timeline-filters input[name=channel][value=call_center]")
+    await page.uncheck("#timeline-filters input[name=channel][value=social]")
+    posts = page.locator("#timeline > li[data-channel=social]")
+    assert await posts.count() >= 2
+    await expect(page.locator("#timeline > li[data-channel=social]:visible")).to_have_count(0)
+    task = page.locator('#timeline > li[data-kind=action][data-type="social_reply_private"]')
+    await expect(task).to_have_count(1)
 
 
 async def test_without_a_valid_token_the_page_asks_for_one(

@@ -127,6 +127,6 @@ def test_a_command_names_the_missing_topic_and_the_prefix_and_fails(
         ".run/demo/journey.env)\n",
     )
     assert run_main(["watch"]) == 1
-    assert "topics nope.actions.email, nope.actions.sms, nope.actions.push and 3 more do not" in (
+    assert "topics nope.actions.email, nope.actions.sms, nope.actions.push and 4 more do not" in (
         capsys.readouterr().err
     )

@@ -55,7 +55,7 @@ def test_environment_overrides_defaults() -> None:
 
 def test_contract_lists_every_public_topic_once() -> None:
     topics = load_settings({}).topics.contract
-    assert len(topics) == len(set(topics)) == 5 + 6 + 3
+    assert len(topics) == len(set(topics)) == 6 + 7 + 3
 
 
 def test_every_settings_field_is_declared_with_its_variable() -> None:

@@ -23,7 +23,7 @@ EXAMPLES = SCHEMA_DIR / "examples"
 BASE_URI = "https://journeystream.dev/schemas/"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
-CHANNELS = ("web", "app", "email", "store", "call_center")
+CHANNELS = ("web", "app", "email", "store", "call_center", "social")
 MESSAGES = ("action", "outcome", "decision", "dlq")
 
 

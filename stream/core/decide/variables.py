@@ -39,6 +39,7 @@ from stream.core.decide.shapes import (
 from stream.core.events import Event
 from stream.core.identity import KEY_ORDER
 from stream.core.schemas import SchemaCatalog
+from stream.core.sentiment import LABELS
 from stream.core.stages import Stage
 from stream.core.state import CustomerState
 
@@ -59,6 +60,7 @@ CUSTOMER_FIELDS: dict[str, Callable[[CustomerState], Any]] = {
     "timezone": lambda s: s.timezone or "",
     "app_installed": lambda s: s.app_installed,
     "open_cases": lambda s: len(s.open_cases),
+    "open_case_ids": lambda s: sorted(s.open_cases),
     "orders": lambda s: {
         "count": s.orders["count"],
         "revenue": float(s.orders["revenue"]),
@@ -74,6 +76,7 @@ CUSTOMER_FIELDS: dict[str, Callable[[CustomerState], Any]] = {
     "channels": lambda s: {name: seen["events"] for name, seen in s.channels.items()},
     "consent": lambda s: {name: s.has_consent(name) for name in ("email", "sms", "push")},
     "sent": lambda s: dict(s.sent_counts),
+    "social": lambda s: social_view(s.social),
     "journeys": lambda s: {
         journey: {
             "node": run["node"],
@@ -98,6 +101,18 @@ _REFERENCE = re.compile(
 # A root read otherwise (``customer['stage']``, ``size(constants)``): all of it.
 _WHOLE = re.compile(r"\b(customer|event|constants)\b(?!\s*\.\s*[A-Za-z_])")
 ALL = "*"  # in a plan: every field of the root
+
+
+def social_view(social: Mapping[str, Any]) -> dict[str, Any]:
+    """``customer.social``: posts, posts per sentiment, the latest post's sentiment and time."""
+    sentiment = social.get("sentiment", {})
+    last = social.get("last") or {}
+    return {
+        "posts": sum(social.get("posts", {}).values()),
+        **{label: sentiment.get(label, 0) for label in ("positive", "neutral", "negative")},
+        "last_sentiment": last.get("sentiment", ""),
+        "last_at_ms": last.get("at_ms", 0),
+    }
 
 
 @dataclass(frozen=True)
@@ -192,9 +207,14 @@ def _customer_shape(
         journeys=MapOf(run, journey_ids, "journey id"),
         stage=Scalar("string", frozenset(stage.value for stage in Stage), "stage"),
         identifiers=ListOf(Scalar("string", frozenset(KEY_ORDER), "identifier kind")),
+        open_case_ids=ListOf(STRING),
         channels=MapOf(INT, event_channels, "event channel"),
         sent=MapOf(INT, action_ids, "action id"),
     )
+    social = fields["social"]
+    assert isinstance(social, Record)
+    last = Scalar("string", frozenset({"", *LABELS}), "sentiment")
+    fields["social"] = Record({**social.fields, "last_sentiment": last})
     return Record(fields)
 
 

@@ -21,6 +21,7 @@ const CHANNELS = {
   sms: { label: "SMS", color: "#db2777" },
   push: { label: "Push", color: "#0891b2" },
   call_center: { label: "Call center", color: "#dc2626" },
+  social: { label: "Social", color: "#65a30d" }, // posts from the listening tool; the community team's tasks
   timer: { label: "Timer", color: "#64748b" }, // decisions a due timer triggered
 };
 const DROP_COLOR = "#b6bcc8";
@@ -854,6 +855,8 @@ function renderProfile(customer) {
       )
     : emptyNote("No open service case.");
 
+  const social = socialFacts(customer.social);
+
   const timers = customer.timers ?? [];
   const held = customer.held_actions ?? [];
   const pending = h(
@@ -944,9 +947,63 @@ function renderProfile(customer) {
     card("Consent", consent, { "data-card": "consent" }),
     card("Cart and orders", commerce, { "data-card": "commerce" }),
     card("Open cases", service, { "data-card": "cases" }),
+    card("Social media", social, { "data-card": "social" }),
     card("Pending timers", pending, { "data-card": "timers" }),
     card("Channels", channels, { "data-card": "channels" }),
   );
+}
+
+/** The customer's social media posts: per type, per sentiment, reviews' stars, the latest. */
+function socialFacts(social) {
+  if (!social) return emptyNote("No social post.");
+  const counts = (byKey) =>
+    Object.entries(byKey ?? {})
+      .map(([key, count]) => `${titleCase(key)} ${integer.format(count)}`)
+      .join(" · ") || "–";
+  const sentiment = h(
+    "div",
+    { class: "chips" },
+    Object.entries(social.sentiment ?? {}).map(([label, count]) =>
+      chip(`${titleCase(label)} ${integer.format(count)}`, {
+        class: `sentiment ${label}`,
+        "data-sentiment": label,
+      }),
+    ),
+  );
+  const last = social.last;
+  const source = {
+    provided: "from the listening tool",
+    computed: "computed from the text",
+    rating: "from the stars",
+    none: "language not read",
+  };
+  return factList([
+    ["Posts", counts(social.posts), { "data-fact": "posts" }],
+    ["Sentiment", sentiment, { "data-fact": "sentiment" }],
+    ...(social.reviews
+      ? [
+          [
+            "Reviews",
+            `${integer.format(social.reviews)} · ${oneDecimal.format(social.average_rating)} ★ on average`,
+            { "data-fact": "reviews" },
+          ],
+        ]
+      : []),
+    ...(last
+      ? [
+          [
+            "Latest",
+            h(
+              "span",
+              {},
+              `${titleCase(last.type)} on ${last.platform}: ${last.sentiment} (${source[last.source] ?? last.source}) `,
+              timeElement(last.at),
+            ),
+            { "data-fact": "latest", "data-sentiment": last.sentiment },
+          ],
+        ]
+      : []),
+  ]);
 }
 
 /** Events, stage changes and actions as one list, newest first (at one instant: the

@@ -37,7 +37,7 @@ def decode(message: object, topic_channel: str | None = "web") -> Event | Reject
 
 
 def test_every_channel_has_its_event_types() -> None:
-    assert set(CATALOG.event_types) == {"web", "app", "email", "store", "call_center"}
+    assert set(CATALOG.event_types) == {"web", "app", "email", "store", "call_center", "social"}
     assert {"add_to_cart", "order_completed", "login"} <= CATALOG.event_types["web"]
     assert {"complaint_opened", "complaint_resolved"} <= CATALOG.event_types["call_center"]
 

@@ -1,11 +1,16 @@
 import pytest
 
 from stream.core.identity import (
+    KEY_ORDER,
     IdentifierError,
     hash_identifier,
+    is_known,
+    kind_of,
     normalise_email,
     normalise_phone,
+    normalise_social_handle,
     resolve_identity,
+    strength,
 )
 
 
@@ -51,3 +56,48 @@ def test_key_prefers_customer_id_then_loyalty_then_hashed_then_anonymous() -> No
 def test_no_identifier_is_an_error() -> None:
     with pytest.raises(IdentifierError):
         resolve_identity({}, "", "US")
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [
+        ("x:@Jane_Doe", "x:jane_doe"),
+        (" X : @Jane_Doe ", "x:jane_doe"),
+        ("twitter:@JANE_DOE", "x:jane_doe"),  # one network, two names
+        ("Instagram:jane.doe", "instagram:jane.doe"),
+        ("mastodon:@Jane@Social.Example", "mastodon:jane@social.example"),
+        ("trustpilot:6741A0c2", "trustpilot:6741A0c2"),  # not known to ignore case: kept
+    ],
+)
+def test_social_handle_is_normalised_per_platform(raw: str, normal: str) -> None:
+    assert normalise_social_handle(raw) == normal
+
+
+@pytest.mark.parametrize("raw", ["@Jane_Doe", "x:", "x:@", "x:jane doe", ":jane", "x y:jane"])
+def test_a_social_handle_that_is_not_platform_and_handle_is_refused(raw: str) -> None:
+    with pytest.raises(IdentifierError):
+        normalise_social_handle(raw)
+
+
+def test_social_handle_is_hashed_like_email_and_phone_and_never_kept() -> None:
+    a = resolve_identity({"social_handle": "x:@Jane_Doe"}, "salt", "US")
+    b = resolve_identity({"social_handle": "twitter:jane_doe"}, "salt", "US")
+    assert a == b
+    assert a.identifiers == {"social_sha256": hash_identifier("x:jane_doe", "salt")}
+    assert a.customer_key == "social:" + hash_identifier("x:jane_doe", "salt")
+    assert "Jane" not in repr(a) and "jane" not in repr(a)
+
+
+def test_social_handle_is_weaker_than_email_and_phone_and_stronger_than_a_cookie() -> None:
+    assert KEY_ORDER.index("phone_sha256") < KEY_ORDER.index("social_sha256")
+    assert KEY_ORDER.index("social_sha256") < KEY_ORDER.index("anonymous_id")
+    handle = {"social_handle": "x:@jane"}
+    assert resolve_identity({**handle, "anonymous_id": "a1"}, "", "US").customer_key.startswith(
+        "social:"
+    )
+    assert resolve_identity({**handle, "phone": "+33612345678"}, "", "FR").customer_key.startswith(
+        "phone:"
+    )
+    assert resolve_identity({**handle, "customer_id": "C1"}, "", "US").customer_key == "C1"
+    token = resolve_identity(handle, "", "US").customer_key
+    assert kind_of(token) == "social_sha256" and strength(token) == 4 and not is_known(token)

@@ -34,3 +34,20 @@ def test_a_buyer_never_falls_back_to_awareness() -> None:
     for stage in (Stage.ONBOARDING, Stage.ENGAGEMENT, Stage.ADVOCACY):
         for event_type in ("page_view", "complaint_opened", "unsubscribed", "product_return"):
             assert next_stage(stage, event_type, 1, 1) not in (Stage.AWARENESS, Stage.ACQUISITION)
+
+
+def test_praise_in_public_from_a_buyer_makes_an_advocate() -> None:
+    for stage in (Stage.ONBOARDING, Stage.ENGAGEMENT):
+        assert next_stage(stage, "review", 1, 0, praise=True) is Stage.ADVOCACY
+        assert next_stage(stage, "mention", 1, 1, praise=True) is stage  # a case is open
+    assert next_stage(Stage.ONBOARDING, "mention", 1, 0) is Stage.ONBOARDING  # not praise
+
+
+def test_praise_before_any_purchase_moves_no_one() -> None:
+    for stage in (Stage.AWARENESS, Stage.ACQUISITION):
+        assert next_stage(stage, "mention", 0, 0, praise=True) is stage
+
+
+def test_a_case_opened_on_social_media_sends_an_advocate_back_to_engagement() -> None:
+    assert next_stage(Stage.ADVOCACY, "mention", 9, 1, case_opened=True) is Stage.ENGAGEMENT
+    assert next_stage(Stage.ADVOCACY, "mention", 9, 0) is Stage.ADVOCACY

@@ -6,7 +6,15 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.shell.metrics import Metrics
-from stream.shell.watch import Samples, by_label, journeys_line, learning_line, total
+from stream.shell.watch import (
+    Samples,
+    by_label,
+    format_action,
+    journeys_line,
+    learning_line,
+    social_line,
+    total,
+)
 
 
 def samples_of(metrics: Metrics) -> Samples:
@@ -96,4 +104,34 @@ def test_journeys_line_counts_runs_per_journey() -> None:
     metrics.journey_runs.labels("cart", "cart@1", "wait").set(5)
     assert journeys_line(samples_of(metrics)) == (
         "--- journeys: cart 5 active / 12 entered / 3 converted / 4 exited"
+    )
+
+
+def test_social_line_counts_posts_by_sentiment_and_the_community_tasks() -> None:
+    metrics = Metrics()
+    assert social_line(samples_of(metrics)) is None
+    metrics.social_posts.labels("mention", "negative", "computed").inc(2)
+    metrics.social_posts.labels("review", "positive", "provided").inc(3)
+    metrics.social_posts.labels("reply", "unknown", "none").inc(1)
+    metrics.actions.labels("social_reply_public", "social").inc(4)
+    metrics.actions.labels("social_reply_private", "social").inc(2)
+    metrics.actions.labels("cart_reminder", "email").inc(9)
+    assert social_line(samples_of(metrics)) == (
+        "--- social: 6 posts (negative 2, positive 3, unknown 1); "
+        "community tasks: private 2, public 4"
+    )
+
+
+def test_a_community_task_line_says_how_to_reply_and_why() -> None:
+    task = {
+        "channel": "social",
+        "customer_id": "C000123",
+        "action": "social_reply_private",
+        "trigger": {"channel": "social", "type": "mention"},
+        "reason": "direct message or unhappy post; answer in private",
+        "payload": {"reply": "private", "why": "negative mention in public"},
+    }
+    assert format_action(task).endswith(
+        "<- social/mention: direct message or unhappy post; answer in private "
+        "[reply in private: negative mention in public]"
     )

@@ -28,6 +28,7 @@ CUSTOMER_FIELDS = {
     "email_sha256",
     "phone",
     "phone_sha256",
+    "social_handle",
 }
 # Event types per channel and their required properties, as in the contract.
 REQUIRED_PROPERTIES = CONTRACT_TYPES
@@ -117,6 +118,10 @@ def test_keys_identify_the_customer(sample: list[SimulatedEvent]) -> None:
             expected = "C" + customer["loyalty_id"][1:]
         elif "phone" in customer:  # a complaint by phone, before verification
             expected = f"C{int(customer['phone'].replace(' ', '')[4:]):06d}"
+        elif "social_handle" in customer:  # a post: the tool knows the handle only
+            number = int(customer["social_handle"][-6:])
+            assert event.key == f"C{number:06d}".encode() or event.key.startswith(b"anon-")
+            continue
         else:
             expected = customer["anonymous_id"]
         assert event.key and event.key == expected.encode()
@@ -132,6 +137,8 @@ def test_identifier_formats(sample: list[SimulatedEvent]) -> None:
         elif "anonymous_id" in customer:
             assert re.fullmatch(r"anon-[0-9a-f]+", customer["anonymous_id"])
             assert event.channel == "web"
+        elif "social_handle" in customer:
+            assert event.value["type"] in {"mention", "direct_message", "reply"}
         else:
             assert event.value["type"] in {"store_purchase", "complaint_opened"}
         if "loyalty_id" in customer:
@@ -143,6 +150,10 @@ def test_identifier_formats(sample: list[SimulatedEvent]) -> None:
             assert event.channel == "call_center"
         if "email" in customer:
             assert customer["email"] == customer["customer_id"].lower() + "@example.com"
+        if "social_handle" in customer:
+            handle = customer["social_handle"]
+            assert re.fullmatch(r"(x|twitter|instagram|facebook|tiktok):@[Ss]hopper_\d{6}", handle)
+            assert event.channel == "social"
 
 
 def test_all_channels_and_a_realistic_share_of_anonymous_visitors(
@@ -184,6 +195,9 @@ def test_complaints_resolve_only_after_they_were_opened() -> None:
         if event.value["type"] == "complaint_opened":
             assert properties["case_id"] not in opened
             opened[properties["case_id"]] = event.key
+        elif event.channel == "social" and "platform" in properties:  # the case it may open
+            key = "thread_id" if event.value["type"] == "direct_message" else "post_id"
+            opened[f"social-{properties['platform']}-{properties[key]}"] = event.key
         elif event.value["type"] == "complaint_resolved":
             assert opened.get(properties["case_id"]) == event.key
             resolved += 1
@@ -258,3 +272,38 @@ def test_sample_validates_against_the_json_schemas(sample: list[SimulatedEvent])
     for event in sample:
         errors = [e.message for e in validators[event.channel].iter_errors(event.value)]
         assert not errors, (event.value, errors)
+
+
+def test_social_posts_have_a_realistic_mix_and_texts_that_read_as_meant() -> None:
+    from stream.core.sentiment import sentiment_of
+    from stream.simulate.journeys import SOCIAL_TEXTS
+
+    for tone, texts in SOCIAL_TEXTS.items():
+        for text in texts:
+            for item in ("pair of shoes", "jacket", "bag", "serum", "candle"):
+                assert sentiment_of({"text": text.format(item=item)}, {}).label == tone, text
+    posts = [
+        e.value
+        for e in take(20_000, customers=200)
+        if e.value["type"] in {"mention", "review", "direct_message", "reply"}
+    ]
+    assert {p["type"] for p in posts} == {"mention", "review", "direct_message", "reply"}
+    scored = [p["properties"] for p in posts if "sentiment" in p["properties"]]
+    assert 0.3 < len(scored) / len(posts) < 0.5  # the tool scores some itself
+    assert {p["sentiment"] for p in scored} == {"positive", "neutral", "negative"}
+    languages = {p["properties"]["language"] for p in posts}
+    assert "en" in languages and len(languages) > 2  # some the worker cannot read
+
+
+def test_some_anonymous_authors_are_linked_later() -> None:
+    posted: set[str] = set()
+    linked_after_posting = 0
+    for event in take(20_000, customers=200):
+        customer = event.value["customer"]
+        if event.value["type"] in {"mention", "direct_message", "reply"}:
+            posted.add(customer["social_handle"])
+        elif event.value["type"] == "handle_linked":
+            assert "customer_id" in customer
+            assert event.value["properties"]["linked_by"] in {"agent", "customer"}
+            linked_after_posting += customer["social_handle"] in posted
+    assert linked_after_posting >= 3

@@ -45,7 +45,9 @@ ALWAYS = Preferences(
     1,
     (
         Segment(
-            "keen", 1.0, dict.fromkeys(("email", "sms", "push", "web", "call_center", "store"), 1.0)
+            "keen",
+            1.0,
+            dict.fromkeys(("email", "sms", "push", "web", "call_center", "store", "social"), 1.0),
         ),
     ),
     conversion_rate=1.0,
@@ -87,10 +89,13 @@ def test_action_topics_cover_every_channel() -> None:
         "cjo.actions.web",
         "cjo.actions.call_center",
         "cjo.actions.store",
+        "cjo.actions.social",
     ]
 
 
-@pytest.mark.parametrize("channel", ["email", "sms", "push", "web", "call_center", "store"])
+@pytest.mark.parametrize(
+    "channel", ["email", "sms", "push", "web", "call_center", "store", "social"]
+)
 @pytest.mark.parametrize("profile", ["default", "push-only"])
 def test_outcomes_follow_the_outcome_schema(channel: str, profile: str) -> None:
     prefs = preferences_for(profile, 7)
@@ -105,7 +110,9 @@ def test_outcomes_follow_the_outcome_schema(channel: str, profile: str) -> None:
                 decoded(message)
 
 
-@pytest.mark.parametrize("channel", ["email", "sms", "push", "web", "call_center", "store"])
+@pytest.mark.parametrize(
+    "channel", ["email", "sms", "push", "web", "call_center", "store", "social"]
+)
 def test_the_whole_path_runs_in_time_order(channel: str) -> None:
     produced = run(make_action(channel=channel))
     opens = ["opened"] if channel in {"email", "push"} else []
@@ -436,3 +443,15 @@ async def test_run_sender_stops_after_its_duration_and_on_cancel(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert FakeConsumer.instances[1].stopped and FakeProducer.instances[1].stopped
+
+
+def test_a_community_task_is_delivered_when_its_reply_is_posted() -> None:
+    task = make_action(channel="social", payload={"reply": "private", "why": "direct message"})
+    [delivered, *_] = run(task)
+    assert delivered.value["outcome"] == "delivered"
+    assert delivered.value["detail"]["posted"] == "private"
+    assert CATALOG.message_error("outcome", delivered.value) is None
+
+
+def test_a_social_authors_hash_names_no_one_for_an_order_event() -> None:
+    assert order_event_customer("social:" + "ab" * 32) is None

@@ -66,7 +66,7 @@ def test_nested_fields_map_access_and_constants_are_checked() -> None:
         "did you mean constants.threshold?",
         "customer.orders.revenue > constants.tiers.gld": "did you mean constants.tiers.gold?",
         "customer.channels.wbe > 0": "'wbe' is not an event channel; one of: app, call_center, "
-        "email, store, web; did you mean 'web'?",
+        "email, social, store, web; did you mean 'web'?",
         "customer.consent.fax": "customer.consent.fax: unknown field; customer.consent has: "
         "email, push, sms",
         "customer.sent.promoo > 0": "'promoo' is not an action id; one of: promo",
@@ -126,7 +126,8 @@ def test_a_value_an_enum_like_field_never_has_names_the_allowed_ones() -> None:
         "event.channel == 'store'": "event.channel is never 'store': a channel is one of app, web",
         "event.type == 'order_complete'": "an event type is one of order_completed",
         "'loyalty' in customer.identifiers": "an identifier kind is one of anonymous_id, "
-        "customer_id, email_sha256, loyalty_id, phone_sha256; did you mean 'loyalty_id'?",
+        "customer_id, email_sha256, loyalty_id, phone_sha256, social_sha256; did you mean "
+        "'loyalty_id'?",
         "customer.identifiers.exists(k, k == 'email')": "k is never 'email'",
     }
     for expression, message in cases.items():
@@ -137,7 +138,7 @@ def test_a_value_an_enum_like_field_never_has_names_the_allowed_ones() -> None:
     channel = refused("", HEAD.replace("[email]", "[emial]"))
     assert (
         "actions/0/channels/0: 'emial' is not a channel; one of: email, sms, push, web, "
-        "call_center, store; did you mean 'email'?"
+        "call_center, store, social; did you mean 'email'?"
     ) in channel
 
 
