@@ -13,6 +13,17 @@ The file (``JOURNEY_COLLECTOR_KEYS_FILE``, YAML, or JSON) lists one entry per so
         query_token: true            # may come as ?key=... (sendBeacon, URL-only webhooks)
         hmac_secret: "..."           # when set, every request must be signed (below)
 
+An email provider's webhook key names the provider and the secret its calls are verified
+with (docs/webhooks.md); it writes outcomes only and always comes in the URL::
+
+      - name: sendgrid
+        token: "wh-sendgrid-9a0e..."  # the webhook URL ends in ?key=<token>
+        channels: [outcomes]
+        rate: 50
+        webhook: sendgrid            # sendgrid, mailgun or postmark
+        webhook_secret: "MFkwEw..."  # SendGrid's verification key, Mailgun's signing key,
+                                     # or Postmark's user:password
+
 Tokens are compared as SHA-256 digests with ``hmac.compare_digest`` against every key, so
 neither the time taken nor the comparison's length says which key, or how much of one,
 matched. Only the digests are kept in memory.
@@ -39,6 +50,7 @@ from typing import Any
 import yaml
 
 from stream.core.collect import OUTCOMES
+from stream.core.webhooks import PROVIDERS
 
 MIN_TOKEN_LENGTH = 16
 SIGNATURE_HEADER = "X-Journey-Signature"
@@ -57,6 +69,8 @@ _FIELDS = frozenset(
         "max_body_bytes",
         "query_token",
         "hmac_secret",
+        "webhook",
+        "webhook_secret",
     }
 )
 
@@ -78,6 +92,8 @@ class ApiKey:
     max_body_bytes: int
     query_token: bool = False
     hmac_secret: bytes | None = None
+    webhook: str | None = None  # the email provider whose calls this key takes
+    webhook_secret: str | None = None  # what the provider's calls are verified with
 
     def may_write(self, channel: str) -> bool:
         """True if this key may write ``channel`` (or ``outcomes``)."""
@@ -152,6 +168,7 @@ def _parse_key(entry: Any, where: str, channels: Collection[str], max_body_bytes
     query_token = entry.get("query_token", False)
     if not isinstance(query_token, bool):
         raise KeysError(f"{where}: `query_token` must be true or false")
+    webhook, webhook_secret = _webhook(entry, where)
     return ApiKey(
         name=name,
         token_digest=_token_digest(entry, where),
@@ -160,8 +177,10 @@ def _parse_key(entry: Any, where: str, channels: Collection[str], max_body_bytes
         burst=burst,
         per_event=per == "events",
         max_body_bytes=min(body_limit, max_body_bytes),
-        query_token=query_token,
+        query_token=query_token or webhook is not None,
         hmac_secret=_secret(entry, where),
+        webhook=webhook,
+        webhook_secret=webhook_secret,
     )
 
 
@@ -202,6 +221,25 @@ def _channels(entry: Mapping[str, Any], where: str, channels: Collection[str]) -
     if unknown:
         raise KeysError(f"{where}: unknown channel(s) {unknown}; known: {', '.join(known)}")
     return frozenset(named)
+
+
+def _webhook(entry: Mapping[str, Any], where: str) -> tuple[str | None, str | None]:
+    """The provider and secret of a webhook key (both None for another key)."""
+    provider, secret = entry.get("webhook"), entry.get("webhook_secret")
+    if provider is None and secret is None:
+        return None, None
+    if provider not in PROVIDERS:
+        raise KeysError(f"{where}: `webhook` must be one of {', '.join(PROVIDERS)}")
+    if not isinstance(secret, str) or not secret:
+        raise KeysError(f"{where}: a `webhook` key needs its provider's `webhook_secret`")
+    problem = PROVIDERS[provider].secret_error(secret)
+    if problem is not None:
+        raise KeysError(f"{where}: `webhook_secret` for {provider}: {problem}")
+    if entry.get("channels") != [OUTCOMES]:
+        raise KeysError(f"{where}: a `webhook` key writes outcomes only: channels: [outcomes]")
+    if "hmac_secret" in entry:
+        raise KeysError(f"{where}: a `webhook` key is verified by its provider's signature")
+    return provider, secret
 
 
 def _secret(entry: Mapping[str, Any], where: str) -> bytes | None:

@@ -48,6 +48,13 @@ class CollectorMetrics:
         )
         for reason in DlqReason:
             self.rejected.labels(reason.value)
+        self.webhook_ignored = Counter(
+            "journey_collector_webhook_ignored_total",
+            "Items of email-provider webhook calls that became no outcome, by provider and "
+            "reason (not_ours, no_outcome, machine_event, unknown_event)",
+            ["provider", "reason"],
+            registry=r,
+        )
         self._add_broker(r)
 
     def _add_broker(self, r: CollectorRegistry) -> None:

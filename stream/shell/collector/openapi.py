@@ -88,6 +88,46 @@ def _post(summary: str, record: dict[str, Any], what: str) -> dict[str, Any]:
     }
 
 
+WEBHOOK_ANSWER = {"$ref": "#/components/schemas/WebhookAnswer"}
+
+
+def _webhook() -> dict[str, Any]:
+    """POST /webhooks/{provider}: the one route of every email provider's calls."""
+    responses = {
+        "200": _json(
+            WEBHOOK_ANSWER,
+            "Every outcome of the call, and every malformed item of ours (on the DLQ), "
+            "acknowledged by the broker; items with no outcome are listed as ignored",
+        ),
+        "400": _json(WEBHOOK_ANSWER, "A body the provider's adapter cannot read (on the DLQ)"),
+        "401": _json(ERROR, "Missing or unknown key, or the provider's signature fails"),
+        "403": _json(ERROR, "The key is not this provider's webhook key"),
+        "404": _json(ERROR, "A provider the collector does not know"),
+        **{code: POST_RESPONSES[code] for code in ("413", "429", "503")},
+    }
+    return {
+        "post": {
+            "summary": "An email provider's webhook call, mapped onto outcomes",
+            "description": "SendGrid's Event Webhook, Mailgun's or Postmark's webhooks, "
+            "verified with the provider's own signature or credentials (docs/webhooks.md).",
+            "security": [{"queryKey": []}],
+            "parameters": [
+                {
+                    "name": "provider",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["sendgrid", "mailgun", "postmark"]},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {}}},
+            },
+            "responses": responses,
+        }
+    }
+
+
 def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "security": [], "responses": responses}}
 
@@ -113,6 +153,28 @@ SCHEMAS = {
             "accepted": {"type": "integer", "minimum": 0},
             "rejected": {"type": "integer", "minimum": 0},
             "results": {"type": "array", "items": RESULT},
+        },
+    },
+    "WebhookAnswer": {
+        "type": "object",
+        "required": ["provider", "accepted", "rejected", "results", "ignored"],
+        "properties": {
+            "provider": {"type": "string"},
+            "accepted": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "integer", "minimum": 0},
+            "results": {"type": "array", "items": RESULT},
+            "ignored": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "reason", "detail"],
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "reason": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
         },
     },
     "Error": {
@@ -179,6 +241,7 @@ def collector_openapi(server_url: str) -> dict[str, Any]:
                 {"$ref": "#/components/schemas/Outcome"},
                 "outcome",
             ),
+            "/webhooks/{provider}": _webhook(),
             "/live": _get("The process answers", {"200": _json({"type": "object"}, "Live")}),
             "/ready": _get(
                 "The producer reaches the broker and the topics exist",
@@ -203,7 +266,8 @@ def collector_openapi(server_url: str) -> dict[str, Any]:
                     "type": "apiKey",
                     "in": "query",
                     "name": "key",
-                    "description": "only for keys with `query_token: true` (sendBeacon)",
+                    "description": "only for keys with `query_token: true` (sendBeacon) and "
+                    "webhook keys",
                 },
             },
         },

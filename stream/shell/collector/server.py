@@ -15,8 +15,9 @@ A POST goes through, in this order (the first check that fails answers):
    the refused ones to the DLQ, all acknowledged by the broker (503 if not in time);
    then the per-record answer: 200 all accepted, 207 some refused, 400 none accepted.
 
-``collect_outcomes`` is step 7 for outcome records built anywhere (a webhook adapter's),
-and ``receive`` is steps 2-5: a later route composes them with its own parsing.
+``collect_outcomes`` is step 7 for outcome records built anywhere, and ``receive`` is
+steps 2-5: ``webhooks.py`` composes them into ``POST /webhooks/{provider}``, where an
+email provider's adapter parses the body and its signature stands in for ours.
 """
 
 from __future__ import annotations
@@ -246,22 +247,23 @@ def authenticate(c: Collector, request: web.Request) -> ApiKey:
     if header is not None:
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("expected Authorization: Bearer <key>")
+            raise unauthorized("expected Authorization: Bearer <key>")
         key = c.keys.authenticate(token.strip())
     else:
         token = request.query.get("key", "")
         if not token:
-            raise _unauthorized("no key: send Authorization: Bearer <key>")
+            raise unauthorized("no key: send Authorization: Bearer <key>")
         key = c.keys.authenticate(token)
         if key is not None and not key.query_token:
-            raise _unauthorized(f"key {key.name!r} may not be sent in the URL: use Authorization")
+            raise unauthorized(f"key {key.name!r} may not be sent in the URL: use Authorization")
     if key is None:
-        raise _unauthorized("unknown key")
+        raise unauthorized("unknown key")
     request[KEY_NAME] = key.name
     return key
 
 
-def _unauthorized(detail: str) -> HttpError:
+def unauthorized(detail: str) -> HttpError:
+    """A 401 asking for a bearer key."""
     return HttpError(401, "unauthorized", detail, {"WWW-Authenticate": "Bearer"})
 
 
@@ -377,7 +379,7 @@ async def post_events(request: web.Request) -> web.Response:
     async with receive(c, request, key) as body:
         items = items_of(c, request, body)
         check_rate(c, key, len(items))
-        answer = await _unless_unavailable(collect_events(c, items, key, _origin(request, key)))
+        answer = await unless_unavailable(collect_events(c, items, key, _origin(request, key)))
     return answer_response(answer)
 
 
@@ -391,7 +393,7 @@ async def post_outcomes(request: web.Request) -> web.Response:
     async with receive(c, request, key) as body:
         items = items_of(c, request, body)
         check_rate(c, key, len(items))
-        answer = await _unless_unavailable(collect_outcomes(c, items, _origin(request, key)))
+        answer = await unless_unavailable(collect_outcomes(c, items, _origin(request, key)))
     return answer_response(answer)
 
 
@@ -401,7 +403,8 @@ def body_format_or_415(request: web.Request) -> None:
         raise HttpError(415, "unsupported_media_type", f"send one of {', '.join(MEDIA_TYPES)}")
 
 
-async def _unless_unavailable(answer: Awaitable[Answer]) -> Answer:
+async def unless_unavailable(answer: Awaitable[Answer]) -> Answer:
+    """The answer, or 503 if the broker did not acknowledge it."""
     try:
         return await answer
     except BrokerUnavailable as exc:
@@ -527,6 +530,10 @@ def build_app(c: Collector) -> web.Application:
     app[COLLECTOR] = c
     app.router.add_post(EVENTS_ROUTE, post_events)
     app.router.add_post(OUTCOMES_ROUTE, post_outcomes)
+    # The webhook route composes this module's pieces, so it is imported here, not above.
+    from stream.shell.collector.webhooks import WEBHOOKS_ROUTE, post_webhook
+
+    app.router.add_post(WEBHOOKS_ROUTE, post_webhook)
     app.router.add_get("/live", live)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
