@@ -46,6 +46,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from benchlib import write_results
+from profiling import Profile
 
 from stream.config import load_settings
 from stream.shell.children import stop, wait_ready
@@ -191,6 +192,8 @@ def summary(report: dict[str, Any], events_per_request: int) -> dict[str, Any]:
         "events_per_s": round(ok * events_per_request / seconds) if seconds else 0,
         "requests_per_s": round(report["throughput"], 1),
         "p50_ms": round(latencies["50th"] / 1e6, 2),
+        "p90_ms": round(latencies["90th"] / 1e6, 2),
+        "p95_ms": round(latencies["95th"] / 1e6, 2),
         "p99_ms": round(latencies["99th"] / 1e6, 2),
         "max_ms": round(latencies["max"] / 1e6, 2),
     }
@@ -274,8 +277,11 @@ def main() -> None:
             b"\n".join(batched[n : n + args.batch]) for n in range(0, len(batched), args.batch)
         ]
         batches = targets_file(directory, bodies, "application/x-ndjson")
+        profile = Profile.start(process.pid, directory / "single.pyspy")
         report = attack(singles, args.duration, "0", args.workers)
         results["collector_single"] = summary(report, 1)
+        if profile is not None:  # where one process's time goes at one event per request
+            results["collector_single"]["profile"] = profile.stop()
         report = attack(batches, args.duration, "0", args.workers)
         results["collector_batch"] = summary(report, args.batch)
         report = attack(singles, args.duration, f"{args.rate:g}/1s", args.workers)
@@ -298,7 +304,8 @@ def main() -> None:
     at_rate = results["collector_at_rate"]
     print(
         f"C. collector at {args.rate:g} requests/s: p50 {at_rate['p50_ms']} ms, "
-        f"p99 {at_rate['p99_ms']} ms (raw producer p99 {raw_at['p99_ms']} ms), "
+        f"p90 {at_rate['p90_ms']} ms, p99 {at_rate['p99_ms']} ms "
+        f"(raw producer p99 {raw_at['p99_ms']} ms), "
         f"statuses {at_rate['status_codes']}"
     )
     write_results("collector", results)
