@@ -36,15 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-ACTION_CHANNELS: tuple[str, ...] = (
-    "email",
-    "sms",
-    "push",
-    "web",
-    "call_center",
-    "store",
-    "social",
-)
+from stream.config import CHANNELS_OUT
+
+ACTION_CHANNELS: tuple[str, ...] = CHANNELS_OUT  # every action topic's channel
 CONVERSION_PROBABILITY = 0.35
 MAX_CLICK_PROBABILITY = 0.95
 IN_PERSON_RESPONSE = 0.3
