@@ -221,52 +221,9 @@ async def delete_topics(settings: Any) -> None:
         await admin.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of each phase")
-    parser.add_argument(
-        "--rate", type=float, default=1000.0, help="events/s of the fixed-rate runs"
-    )
-    parser.add_argument("--batch", type=int, default=100, help="events per batched request")
-    parser.add_argument("--workers", type=int, default=32, help="vegeta's connections at full rate")
-    args = parser.parse_args()
-    vegeta()  # fail before anything starts
-    run_id = uuid.uuid4().hex[:8]
-    directory = Path(tempfile.mkdtemp(prefix="bench-collector-"))
-    keys = directory / "keys.yaml"
-    key = {"name": "bench", "token": TOKEN, "channels": ["web"], "rate": 1e9, "burst": 1e9}
-    keys.write_text(json.dumps({"keys": [key]}))
-    env = {
-        **os.environ,
-        "JOURNEY_BROKER": BROKER,
-        "JOURNEY_TOPIC_PREFIX": f"bench-coll-{run_id}.",
-        "JOURNEY_APP_ID": f"bench-coll-{run_id}",
-        "JOURNEY_COLLECTOR_PORT": str(PORT),
-        "JOURNEY_COLLECTOR_KEYS_FILE": str(keys),
-        "JOURNEY_COLLECTOR_MAX_RECORDS": str(max(1000, args.batch)),
-        "JOURNEY_ENV_FILE": "",
-        "JOURNEY_LOG_LEVEL": "warning",
-    }
-    settings = load_settings(env)
-    asyncio.run(ensure_topics(settings))
-    topic = settings.topics.events("web")
-    fixed = int(args.rate * args.duration)
-    sample = events(1, "size")[0]
-    results: dict[str, Any] = {
-        "broker": BROKER,
-        "partitions": settings.partitions,
-        "event_bytes": len(sample),
-        "duration_s": args.duration,
-        "load_generator": "vegeta",
-    }
-    print(f"events of {len(sample)} B; phases of {args.duration:g} s; topic prefix {run_id}")
-    results["raw_aiokafka"] = asyncio.run(raw_throughput(topic, events(50_000, "raw")))
-    print(f"A. raw aiokafka: {results['raw_aiokafka']['events_per_s']:,} events/s")
-    results["raw_aiokafka_at_rate"] = asyncio.run(
-        raw_latency(topic, events(fixed, "raw-rate"), args.rate)
-    )
-    raw_at = results["raw_aiokafka_at_rate"]
-    print(f"   at {args.rate:g}/s: ack p50 {raw_at['p50_ms']} ms, p99 {raw_at['p99_ms']} ms")
+def collector_phases(env: dict[str, str], directory: Path, args: Any) -> dict[str, Any]:
+    """Phases B and C against one collector process (B's one-event run profiled)."""
+    results: dict[str, Any] = {}
     log = ROOT / ".run" / "bench-collector.log"
     log.parent.mkdir(exist_ok=True)
     process = start_collector(env, log)
@@ -288,8 +245,31 @@ def main() -> None:
         results["collector_at_rate"] = {"rate": args.rate, **summary(report, 1)}
     finally:
         stop(process)
-        asyncio.run(delete_topics(settings))
-        shutil.rmtree(directory, ignore_errors=True)
+    return results
+
+
+def collector_env(directory: Path, run_id: str, batch: int) -> dict[str, str]:
+    """The collector's environment: fresh topics, one unlimited key for web events."""
+    keys = directory / "keys.yaml"
+    key = {"name": "bench", "token": TOKEN, "channels": ["web"], "rate": 1e9, "burst": 1e9}
+    keys.write_text(json.dumps({"keys": [key]}))
+    env = {
+        **os.environ,
+        "JOURNEY_BROKER": BROKER,
+        "JOURNEY_TOPIC_PREFIX": f"bench-coll-{run_id}.",
+        "JOURNEY_APP_ID": f"bench-coll-{run_id}",
+        "JOURNEY_COLLECTOR_PORT": str(PORT),
+        "JOURNEY_COLLECTOR_KEYS_FILE": str(keys),
+        "JOURNEY_COLLECTOR_MAX_RECORDS": str(max(1000, batch)),
+        "JOURNEY_ENV_FILE": "",
+        "JOURNEY_LOG_LEVEL": "warning",
+    }
+    return env
+
+
+def print_comparison(results: dict[str, Any], args: Any) -> None:
+    """Phases B and C beside the raw producer (and each run's share of it, recorded)."""
+    raw_at = results["raw_aiokafka_at_rate"]
     raw = results["raw_aiokafka"]["events_per_s"]
     for name, label in (
         ("collector_single", "1 event/request"),
@@ -308,6 +288,47 @@ def main() -> None:
         f"(raw producer p99 {raw_at['p99_ms']} ms), "
         f"statuses {at_rate['status_codes']}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of each phase")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="events/s of the fixed-rate runs"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="events per batched request")
+    parser.add_argument("--workers", type=int, default=32, help="vegeta's connections at full rate")
+    args = parser.parse_args()
+    vegeta()  # fail before anything starts
+    run_id = uuid.uuid4().hex[:8]
+    directory = Path(tempfile.mkdtemp(prefix="bench-collector-"))
+    env = collector_env(directory, run_id, args.batch)
+    settings = load_settings(env)
+    asyncio.run(ensure_topics(settings))
+    topic = settings.topics.events("web")
+    fixed = int(args.rate * args.duration)
+    sample = events(1, "size")[0]
+    results: dict[str, Any] = {
+        "broker": BROKER,
+        "partitions": settings.partitions,
+        "event_bytes": len(sample),
+        "duration_s": args.duration,
+        "load_generator": "vegeta",
+    }
+    print(f"events of {len(sample)} B; phases of {args.duration:g} s; topic prefix {run_id}")
+    results["raw_aiokafka"] = asyncio.run(raw_throughput(topic, events(50_000, "raw")))
+    print(f"A. raw aiokafka: {results['raw_aiokafka']['events_per_s']:,} events/s")
+    results["raw_aiokafka_at_rate"] = asyncio.run(
+        raw_latency(topic, events(fixed, "raw-rate"), args.rate)
+    )
+    raw_at = results["raw_aiokafka_at_rate"]
+    print(f"   at {args.rate:g}/s: ack p50 {raw_at['p50_ms']} ms, p99 {raw_at['p99_ms']} ms")
+    try:
+        results.update(collector_phases(env, directory, args))
+    finally:
+        asyncio.run(delete_topics(settings))
+        shutil.rmtree(directory, ignore_errors=True)
+    print_comparison(results, args)
     write_results("collector", results)
 
 
