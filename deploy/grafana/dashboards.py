@@ -413,6 +413,66 @@ JOURNEY = [
 ]
 
 
+COLLECTOR = [
+    Panel(
+        "Requests per second, by route and status",
+        [
+            (
+                q("sum by (route, status) (rate(journey_collector_requests_total{SEL}[RATE]))"),
+                "{{route}} {{status}}",
+            )
+        ],
+        "Every answer of the collector: 200/207/400 per-record answers; 401/403 keys; "
+        "413 limits; 429 rate limits and backpressure; 503 the broker unavailable.",
+        "reqps",
+    ),
+    Panel(
+        "Records accepted and refused per second",
+        [
+            (
+                q("sum by (channel) (rate(journey_collector_accepted_total{SEL}[RATE]))"),
+                "accepted {{channel}}",
+            ),
+            (
+                q("sum by (reason) (rate(journey_collector_rejected_total{SEL}[RATE]))"),
+                "refused {{reason}}",
+            ),
+        ],
+        "Accepted: acknowledged by the broker on the channel's topic (or outcomes); refused: "
+        "written to the DLQ with the reason.",
+        "ops",
+    ),
+    Panel(
+        "Answer time, by route",
+        quantiles("journey_collector_request_seconds", "route"),
+        "From the request's arrival to its answer, the broker's acknowledgement included.",
+        "s",
+    ),
+    Panel(
+        "Broker acknowledgement time",
+        quantiles("journey_collector_ack_seconds"),
+        "From a request's first send to the acknowledgement of its last record (acks=all).",
+        "s",
+    ),
+    Panel(
+        "Collectors up and reaching the broker",
+        [
+            (q('up{job="collector", SEL}'), "up {{instance}}"),
+            (q("journey_collector_broker_up{SEL}"), "broker {{instance}}"),
+        ],
+        "up: Prometheus reaches the collector; broker: the producer reaches the broker and "
+        "the topics exist (0: every request is answered 503).",
+        kind="stat",
+    ),
+    Panel(
+        "Requests held in flight",
+        [(q("sum by (instance) (journey_collector_inflight_requests{SEL})"), "{{instance}}")],
+        "Requests being read, validated or awaiting acknowledgement; at the bound "
+        "(JOURNEY_COLLECTOR_MAX_INFLIGHT_REQUESTS) new ones get 429.",
+    ),
+]
+
+
 def _panel(panel: Panel, index: int, y: int, x: int) -> dict[str, Any]:
     height = 8
     options: dict[str, Any] = {"legend": {"displayMode": "list", "placement": "bottom"}}
@@ -444,7 +504,7 @@ def _panel(panel: Panel, index: int, y: int, x: int) -> dict[str, Any]:
     }
 
 
-def _variables() -> list[dict[str, Any]]:
+def _variables(ready_metric: str, label: str) -> list[dict[str, Any]]:
     def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -469,15 +529,20 @@ def _variables() -> list[dict[str, Any]]:
             "query": "prometheus",
             "current": {"text": "Prometheus", "value": "prometheus"},
         },
-        query_variable("env", "Environment", "label_values(journey_worker_ready, env)"),
-        query_variable(
-            "worker", "Worker", 'label_values(journey_worker_ready{env=~"$env"}, instance)'
-        ),
+        query_variable("env", "Environment", f"label_values({ready_metric}, env)"),
+        query_variable("worker", label, f'label_values({ready_metric}{{env=~"$env"}}, instance)'),
     ]
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> dict[str, Any]:
-    """A Grafana dashboard (schema 39) laying the panels out two by two."""
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Panel],
+    instances: tuple[str, str] = ("journey_worker_ready", "Worker"),
+) -> dict[str, Any]:
+    """A Grafana dashboard (schema 39) laying the panels out two by two; ``instances``: the
+    metric whose instances the instance variable lists, and its label."""
     laid_out = []
     for index, panel in enumerate(panels):
         laid_out.append(_panel(panel, index, (index // 2) * 8, (index % 2) * 12))
@@ -492,7 +557,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel]) -> di
         "editable": True,
         "refresh": "10s",
         "time": {"from": "now-1h", "to": "now"},
-        "templating": {"list": _variables()},
+        "templating": {"list": _variables(*instances)},
         "annotations": {"list": []},
         "panels": laid_out,
     }
@@ -510,6 +575,14 @@ DASHBOARDS = {
         "Journey Stream: Customer journey",
         "The funnel, transitions, actions and suppressions, channel mix, learning and uplift.",
         JOURNEY,
+    ),
+    "collector.json": dashboard(
+        "journey-collector",
+        "Journey Stream: Collector",
+        "The HTTP collector: answers by status, records accepted and refused, answer and "
+        "acknowledgement time, the broker link, backpressure.",
+        COLLECTOR,
+        ("journey_collector_broker_up", "Collector"),
     ),
 }
 

@@ -112,7 +112,7 @@ def test_grafana_provisioning_matches_the_dashboards_and_compose() -> None:
     path = provider["providers"][0]["options"]["path"]
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     assert f"./grafana/dashboards:{path}:ro" in compose["services"]["grafana"]["volumes"]
-    for name in ("operations.json", "customer-journey.json"):
+    for name in ("operations.json", "customer-journey.json", "collector.json"):
         document = json.loads((DEPLOY / "grafana" / "dashboards" / name).read_text())
         variables = {v["name"] for v in document["templating"]["list"]}
         assert variables == {"datasource", "env", "worker"}

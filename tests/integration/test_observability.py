@@ -6,7 +6,9 @@ answering its actions and a few malformed messages. Prometheus (Debian's package
 here on 127.0.0.1 with a temporary config that loads the repository's alert rules)
 scrapes it every second. Then every PromQL expression of every dashboard panel, and the
 query side of every alert rule, must return at least one series through Prometheus's
-HTTP API: a panel that queries a metric the worker does not export fails here.
+HTTP API: a panel that queries a metric the worker does not export fails here. A collector
+runs beside the worker (a few records posted, one of them refused), scraped as the
+`collector` job, for the collector's dashboard and alert.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from tests.integration.conftest import (
     http_get,
 )
 from tests.integration.events import event
+from tests.integration.test_collector import CollectorProcess, keys_file, post_events
 
 SPEED = 14_400.0
 RATE_WINDOW = "20s"  # stands for $__rate_interval: 20 one-second scrapes
@@ -72,9 +75,9 @@ async def observed(deployment: Deployment, clock: Clock) -> AsyncIterator[Worker
 
 
 class Prometheus:
-    """A real Prometheus server scraping one worker every second."""
+    """A real Prometheus server scraping one worker and one collector every second."""
 
-    def __init__(self, tmp: Path, worker: WorkerProcess) -> None:
+    def __init__(self, tmp: Path, worker: WorkerProcess, collector: CollectorProcess) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus not found: apt-get install prometheus (.ci/run installs it)")
@@ -88,7 +91,13 @@ class Prometheus:
                     "static_configs": [
                         {"targets": [f"127.0.0.1:{worker.port}"], "labels": {"env": "test"}}
                     ],
-                }
+                },
+                {
+                    "job_name": "collector",
+                    "static_configs": [
+                        {"targets": [f"127.0.0.1:{collector.port}"], "labels": {"env": "test"}}
+                    ],
+                },
             ],
         }
         path = tmp / "prometheus.yml"
@@ -130,8 +139,23 @@ class Prometheus:
 
 
 @pytest.fixture(scope="module")
-def prometheus(deployment: Deployment, observed: WorkerProcess) -> Iterator[Prometheus]:
-    server = Prometheus(deployment.tmp, observed)
+async def collector(
+    deployment: Deployment, observed: WorkerProcess
+) -> AsyncIterator[CollectorProcess]:
+    """A collector beside the worker, for the collector's dashboard and alert."""
+    env = {**deployment.env, "JOURNEY_COLLECTOR_KEYS_FILE": str(keys_file(deployment.tmp))}
+    process = CollectorProcess(env, deployment.tmp / "observed-collector.log")
+    process.start()
+    await process.wait_status("/ready", 200)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    deployment: Deployment, observed: WorkerProcess, collector: CollectorProcess
+) -> Iterator[Prometheus]:
+    server = Prometheus(deployment.tmp, observed, collector)
     yield server
     server.stop()
 
@@ -157,7 +181,7 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in document["groups"] for rule in group["rules"]]
 
 
-async def traffic(deployment: Deployment, clock: Clock) -> None:
+async def traffic(deployment: Deployment, clock: Clock, collector: CollectorProcess) -> None:
     """Simulated journeys with the loopback sender answering, plus some bad input."""
     stop = asyncio.Event()
     sender = asyncio.create_task(
@@ -192,6 +216,8 @@ async def traffic(deployment: Deployment, clock: Clock) -> None:
             at_ms=clock.now_ms(),  # never judged too old, whatever day the suite runs
         )
         await deployment.produce("web", [duplicate, duplicate])
+        status, answer, _ = await post_events(collector, [duplicate, {"bad": "record"}])
+        assert status == 207, answer
     finally:
         await asyncio.sleep(0)
         stop.set()
@@ -203,9 +229,10 @@ async def test_every_dashboard_panel_and_alert_query_returns_series(
     deployment: Deployment,
     clock: Clock,
     observed: WorkerProcess,
+    collector: CollectorProcess,
     prometheus: Prometheus,
 ) -> None:
-    await traffic(deployment, clock)
+    await traffic(deployment, clock, collector)
     # Twenty seconds of scrapes after the traffic, and the sender's outcomes learnt.
     await deployment.wait_for(
         lambda: (
