@@ -1,5 +1,6 @@
 """A plain single-node broker of a test's own, to stop and start without touching the
-shared one: ``deploy/local/kafka.sh`` with its own run directory and free ports (the jars
+shared one: ``deploy/local/kafka.sh`` with its own run directory and free ports (its start
+and stop are shared with the secured broker's) (the jars
 from the cache kafka.sh finds: this checkout's ``.cache/``, or a worktree's main checkout's).
 """
 
@@ -9,13 +10,14 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.integration.conftest import ROOT, free_port
 
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
-START_TIMEOUT_S = 150.0
+START_TIMEOUT_S = 150.0  # kafka.sh waits up to 90 s for the broker, after formatting
 
 
 @dataclass
@@ -45,25 +47,34 @@ class PrivateBroker:
 
     def start(self) -> None:
         """Format (the first time), start and wait until the broker answers."""
-        result = subprocess.run(
-            [str(KAFKA_SH), "up"],
-            env=self.kafka_env(),
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0:
-            self.stop()
-            raise RuntimeError(f"private broker did not start:\n{result.stderr[-3000:]}")
+        kafka_up(self.kafka_env(), "private broker", self.stop)
 
     def stop(self) -> None:
         """Stop the broker by the PID kafka.sh recorded (a no-op if it is not running)."""
-        try:
-            subprocess.run(
-                [str(KAFKA_SH), "down"], env=self.kafka_env(), capture_output=True, timeout=45
-            )
-        except subprocess.TimeoutExpired:
-            if self.pid_file.exists():
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(self.pid_file.read_text()), signal.SIGKILL)
+        kafka_down(self.kafka_env(), self.pid_file)
+
+
+def kafka_up(env: dict[str, str], what: str, stop: Callable[[], None]) -> None:
+    """``kafka.sh up`` with ``env``: format, start, wait until the broker answers; on
+    failure ``stop`` it and raise with kafka.sh's error."""
+    result = subprocess.run(
+        [str(KAFKA_SH), "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        stop()
+        raise RuntimeError(f"{what} did not start:\n{result.stderr[-3000:]}")
+
+
+def kafka_down(env: dict[str, str], pid_file: Path) -> None:
+    """``kafka.sh down`` with ``env``; SIGKILL by the PID file if it does not stop in time."""
+    try:
+        subprocess.run([str(KAFKA_SH), "down"], env=env, capture_output=True, timeout=45)
+    except subprocess.TimeoutExpired:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -11,11 +11,8 @@ storage (``KAFKA_ADD_SCRAM``), so it exists before the broker answers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +24,10 @@ from cryptography.hazmat.primitives.serialization import (  # trustme's own depe
     load_pem_private_key,
 )
 
-from tests.integration.conftest import ROOT, free_port
+from tests.integration.conftest import free_port
+from tests.integration.private_broker import kafka_down, kafka_up
 
-KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 MECHANISM = "SCRAM-SHA-512"
-START_TIMEOUT_S = 150.0  # kafka.sh waits up to 90 s for the broker, after formatting
 
 
 def write_ca(directory: Path, name: str) -> tuple[trustme.CA, Path]:
@@ -127,31 +123,11 @@ class SecuredBroker:
 
     def start(self) -> None:
         """Format, start and wait until the broker answers (kafka.sh stops it on failure)."""
-        result = subprocess.run(
-            [str(KAFKA_SH), "up"],
-            env=self.kafka_env(),
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_S,
-            check=False,
-        )
-        if result.returncode != 0:
-            self.stop()
-            raise RuntimeError(
-                f"secured broker did not start (log: {self.log_path}):\n{result.stderr}"
-            )
+        kafka_up(self.kafka_env(), f"secured broker (log: {self.log_path})", self.stop)
 
     def stop(self) -> None:
         """Stop the broker by the PID kafka.sh recorded (a no-op if it is not running)."""
-        pid_file = self.directory / "run" / "kafka.pid"
-        try:
-            subprocess.run(
-                [str(KAFKA_SH), "down"], env=self.kafka_env(), capture_output=True, timeout=45
-            )
-        except subprocess.TimeoutExpired:
-            if pid_file.exists():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        kafka_down(self.kafka_env(), self.directory / "run" / "kafka.pid")
 
     def client_env(
         self, password: str | None = None, ca_file: Path | None = None
