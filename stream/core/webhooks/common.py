@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from stream.core.events import DlqReason, Rejection
+from stream.core.events import DlqReason, Rejection, parse_json
 from stream.core.timestamps import format_ms, parse_timestamp_ms
 
 CHANNEL = "email"
@@ -92,6 +92,16 @@ class WebhookProvider(Protocol):
 
 
 ItemResult = dict[str, Any] | Rejection | Ignored
+
+
+def json_object(body: bytes) -> dict[str, Any] | Rejection:
+    """The JSON object a one-record call's body holds, or why the whole call is refused."""
+    message = parse_json(body)
+    if isinstance(message, Rejection):
+        return message
+    if not isinstance(message, dict):
+        return Rejection(DlqReason.NOT_AN_OBJECT, f"body is {type(message).__name__}")
+    return message
 
 
 def batch_of(results: Iterable[ItemResult]) -> WebhookBatch:

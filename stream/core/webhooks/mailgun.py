@@ -26,6 +26,7 @@ from stream.core.webhooks.common import (
     WebhookBatch,
     batch_of,
     epoch_seconds_ms,
+    json_object,
     our_identifiers,
     outcome_record,
     redacted,
@@ -89,11 +90,9 @@ class Mailgun:
 
     def outcomes(self, body: bytes, headers: Mapping[str, str]) -> WebhookBatch | Rejection:
         """The call's one event; the whole call rejected when there is no event-data object."""
-        message = parse_json(body)
+        message = json_object(body)
         if isinstance(message, Rejection):
             return message
-        if not isinstance(message, dict):
-            return Rejection(DlqReason.NOT_AN_OBJECT, f"body is {type(message).__name__}")
         event_data = message.get(EVENT_DATA)
         if not isinstance(event_data, dict):
             return Rejection(DlqReason.MISSING_FIELD, f"{EVENT_DATA}: missing or not an object")

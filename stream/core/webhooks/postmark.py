@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from stream.core.events import DlqReason, Rejection, parse_json
+from stream.core.events import DlqReason, Rejection
 from stream.core.webhooks.common import (
     Ignored,
     IgnoreReason,
@@ -26,6 +26,7 @@ from stream.core.webhooks.common import (
     WebhookBatch,
     batch_of,
     iso_timestamp_ms,
+    json_object,
     our_identifiers,
     outcome_record,
     redacted,
@@ -80,11 +81,9 @@ class Postmark:
 
     def outcomes(self, body: bytes, headers: Mapping[str, str]) -> WebhookBatch | Rejection:
         """The call's one record; the whole call rejected when the body is no JSON object."""
-        record = parse_json(body)
+        record = json_object(body)
         if isinstance(record, Rejection):
             return record
-        if not isinstance(record, dict):
-            return Rejection(DlqReason.NOT_AN_OBJECT, f"body is {type(record).__name__}")
         return batch_of([_outcome_of(record)])
 
 
