@@ -39,9 +39,19 @@ from stream.core.decide.learning import (
     Prior,
     Seed,
     estimate,
+    personal_terms,
     resting_until_ms,
 )
 from stream.core.decide.policy import ActionSpec, Policy, Trigger
+from stream.core.decide.probability import (
+    Cell,
+    Option,
+    choice_distribution,
+    choice_key,
+    needs_draws,
+    probability_of,
+    top_choices,
+)
 from stream.core.decide.records import (
     Action,
     Candidate,
@@ -74,6 +84,8 @@ class _Scored:
     payload: dict[str, Any]
     estimates: tuple[tuple[str, Estimate], ...]  # per channel, best first
     variant: str
+    channels: tuple[str, ...]  # in the policy's (or the experiment arm's) order
+    fixed_order: bool  # an experiment arm's channels: the first listed ranks the action
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +229,8 @@ def _decide(
         else:
             actions.append(action)
             candidates.append(_candidate(item, Reason.CHOSEN, "", pick.channel, pick.checks))
+    group = group or group_of(state.customer_key, policy.holdout)
+    chance = _chance(state, scored, policy, now_ms, zone, scoring, (*actions, *held_out), group)
     return Decision(
         decision_id=stable_id(state.customer_key, trigger.event_id, "decision"),
         customer_id=state.customer_key,
@@ -226,11 +240,85 @@ def _decide(
         decided_at_ms=now_ms,
         candidates=tuple(candidates),
         actions=tuple(actions),
-        group=group or group_of(state.customer_key, policy.holdout),
+        group=group,
         held_out=tuple(held_out),
         strategy=policy.learning.strategy,
         journey=journey,
+        choice=chance.choice,
+        probability=chance.probability,
+        choices=chance.choices,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chance:
+    choice: str
+    probability: float
+    choices: tuple[tuple[str, float], ...]
+
+
+def _chance(
+    state: CustomerState,
+    scored: list[_Scored],
+    policy: Policy,
+    now_ms: int,
+    zone: Any,
+    scoring: _Scoring,
+    chosen: tuple[Action, ...],
+    group: str,
+) -> _Chance:
+    """The choice made, and how likely the policy was to make it (``probability``):
+    the Thompson draws' share (``choice_distribution``) x the experiment arms' shares x
+    the holdout group's share, when they apply."""
+    choice = choice_key((action.action, action.channel) for action in chosen)
+    factor = _assignment_share(state, policy, chosen, group)
+    if policy.learning.strategy != "thompson":
+        return _Chance(choice, factor, ())
+    in_order = sorted(scored, key=lambda item: (item.spec.order, item.spec.id))  # ties
+    options = [_option(state, item, policy, now_ms, zone, scoring) for item in in_order]
+    if not needs_draws(options):
+        return _Chance(choice, factor, ())
+    distribution = choice_distribution(
+        options, scoring.seed.text, policy.max_actions, policy.one_per_channel
+    )
+    selection = probability_of(distribution, choice)
+    return _Chance(choice, selection * factor, top_choices(distribution))
+
+
+def _option(
+    state: CustomerState,
+    item: _Scored,
+    policy: Policy,
+    now_ms: int,
+    zone: Any,
+    scoring: _Scoring,
+) -> Option:
+    """A scored action as the probability's draws see it (feasibility of a first pick)."""
+    history = state.counted_contacts()
+    estimates = dict(item.estimates)
+    cells = []
+    for channel in item.channels:
+        failure, _ = _check_channel(state, item.spec, channel, policy, now_ms, zone, history, set())
+        scale, shift = personal_terms(policy.learning, scoring.history(channel), channel)
+        posterior = estimates[channel]
+        cells.append(Cell(channel, posterior.alpha, posterior.beta, scale, shift, failure is None))
+    scores = item.scores
+    multiplier = scores.context_weight * scores.value * scores.lever
+    return Option(item.spec.id, multiplier, tuple(cells), item.fixed_order)
+
+
+def _assignment_share(
+    state: CustomerState, policy: Policy, chosen: tuple[Action, ...], group: str
+) -> float:
+    """The share of customers the holdout group and experiment arms of ``chosen`` give."""
+    holdout = policy.holdout
+    share = 1.0
+    if holdout.control_share > 0 and any(a.category in holdout.categories for a in chosen):
+        share *= holdout.control_share if group == CONTROL else 1.0 - holdout.control_share
+    experiments = {holdout.by_action[a.action] for a in chosen if a.action in holdout.by_action}
+    for experiment in sorted(experiments, key=lambda e: e.name):
+        share *= variant_of(state.customer_key, experiment, holdout.salt).share
+    return share
 
 
 def _screen(
@@ -416,7 +504,7 @@ def _filter(
         return _removed(spec, Reason.CONDITION_ERROR, str(exc))
     estimates = scoring.channels(spec, channels, fixed_order)
     scores = Scores(estimates[0][1].propensity, weight, spec.value, spec.lever)
-    return _Scored(spec, scores, payload, estimates, variant)
+    return _Scored(spec, scores, payload, estimates, variant, channels, fixed_order)
 
 
 def _pick_channel(
@@ -428,40 +516,13 @@ def _pick_channel(
     pending: list[dict[str, Any]],
     taken: set[str],
 ) -> _ChannelPick:
-    contact = policy.contact
-    spec = item.spec
-    exempt = is_exempt(contact, spec.category)
-    fatigue = policy.learning.fatigue
     history = [*state.counted_contacts(), *pending]  # what the caps count, for every channel
     checks: list[tuple[str, str]] = []
     best_failure = (Reason.UNREACHABLE, "")
     for channel, _ in item.estimates:
-        failure: tuple[Reason, str] | None = None
-        send_after_ms = None
-        if policy.one_per_channel and channel in taken:
-            failure = (Reason.CHANNEL_TAKEN, f"{channel} already used in this decision")
-        elif not state.is_reachable(channel):
-            failure = (Reason.UNREACHABLE, f"no address for {channel}")
-        elif not state.may_contact(channel, spec.category):
-            failure = (Reason.NO_CONSENT, f"no consent on {channel}")
-        elif (
-            not exempt and (resting := _resting_until(state, fatigue, channel, now_ms)) is not None
-        ):
-            failure = (
-                Reason.FATIGUED,
-                f"{state.unanswered.get(channel, 0)} unanswered on {channel}; "
-                f"resting until {format_ms(resting)}",
-            )
-        elif not exempt:
-            if contact.quiet_hours is not None and channel in contact.quiet_hours.channels:
-                send_after_ms = quiet_release_ms(now_ms, zone, contact.quiet_hours)
-            send_at = send_after_ms if send_after_ms is not None else now_ms
-            cap = cap_breached(contact.caps, history, channel, spec.category, send_at)
-            if cap is not None:
-                failure = (
-                    Reason.CONTACT_CAP,
-                    f"cap {cap.name}: {cap.max} per {cap.window_ms // HOUR_MS} h",
-                )
+        failure, send_after_ms = _check_channel(
+            state, item.spec, channel, policy, now_ms, zone, history, taken
+        )
         if failure is None:
             checks.append((channel, Reason.CHOSEN.value))
             return _ChannelPick(channel, send_after_ms, Reason.CHOSEN, "", tuple(checks))
@@ -469,6 +530,45 @@ def _pick_channel(
         if _CHANNEL_REASON_RANK.get(failure[0], 3) >= _CHANNEL_REASON_RANK.get(best_failure[0], 3):
             best_failure = failure
     return _ChannelPick(None, None, best_failure[0], best_failure[1], tuple(checks))
+
+
+def _check_channel(
+    state: CustomerState,
+    spec: ActionSpec,
+    channel: str,
+    policy: Policy,
+    now_ms: int,
+    zone: Any,
+    history: list[dict[str, Any]],
+    taken: set[str],
+) -> tuple[tuple[Reason, str] | None, int | None]:
+    """Why ``spec`` cannot go out on ``channel`` now (None if it can), and its send time."""
+    contact = policy.contact
+    exempt = is_exempt(contact, spec.category)
+    if policy.one_per_channel and channel in taken:
+        return (Reason.CHANNEL_TAKEN, f"{channel} already used in this decision"), None
+    if not state.is_reachable(channel):
+        return (Reason.UNREACHABLE, f"no address for {channel}"), None
+    if not state.may_contact(channel, spec.category):
+        return (Reason.NO_CONSENT, f"no consent on {channel}"), None
+    if exempt:
+        return None, None
+    resting = _resting_until(state, policy.learning.fatigue, channel, now_ms)
+    if resting is not None:
+        detail = (
+            f"{state.unanswered.get(channel, 0)} unanswered on {channel}; "
+            f"resting until {format_ms(resting)}"
+        )
+        return (Reason.FATIGUED, detail), None
+    send_after_ms = None
+    if contact.quiet_hours is not None and channel in contact.quiet_hours.channels:
+        send_after_ms = quiet_release_ms(now_ms, zone, contact.quiet_hours)
+    send_at = send_after_ms if send_after_ms is not None else now_ms
+    cap = cap_breached(contact.caps, history, channel, spec.category, send_at)
+    if cap is not None:
+        detail = f"cap {cap.name}: {cap.max} per {cap.window_ms // HOUR_MS} h"
+        return (Reason.CONTACT_CAP, detail), send_after_ms
+    return None, send_after_ms
 
 
 def _resting_until(

@@ -146,10 +146,20 @@ def estimate(
         population = min(1.0, posterior_mean(alpha, beta) + learning.ucb_z * _std(alpha, beta))
     else:
         population = seed.beta(alpha, beta)
-    weight = learning.customer_weight
-    personal = (weight * population + history.responded) / (weight + history.sent)
+    scale, shift = personal_terms(learning, history, channel)
     fatigue = fatigue_factor(learning.fatigue, channel, history.unanswered)
-    return Estimate(personal * fatigue, alpha, beta, population, fatigue)
+    return Estimate(population * scale + shift, alpha, beta, population, fatigue)
+
+
+def personal_terms(
+    learning: LearningPolicy, history: ChannelHistory, channel: str
+) -> tuple[float, float]:
+    """``(scale, shift)`` turning a population propensity into this customer's:
+    ``(weight * p + responded) / (weight + sent) * fatigue``, as ``p * scale + shift``."""
+    weight = learning.customer_weight
+    fatigue = fatigue_factor(learning.fatigue, channel, history.unanswered)
+    denominator = weight + history.sent
+    return weight / denominator * fatigue, history.responded / denominator * fatigue
 
 
 def posterior_mean(alpha: float, beta: float) -> float:

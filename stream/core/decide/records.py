@@ -234,6 +234,9 @@ class Decision:
     held_out: tuple[Action, ...] = ()  # chosen for a control-group customer, never sent
     strategy: str = ""  # the learning strategy that scored the candidates
     journey: JourneyRef | None = None  # the journey step that asked, if any
+    choice: str = ""  # the decided actions as ``action@channel`` pairs (held out too)
+    probability: float = 1.0  # how likely the policy was to make this choice
+    choices: tuple[tuple[str, float], ...] = ()  # the likeliest choices, when drawn
 
     def to_message(self) -> dict[str, Any]:
         """The decision record as schemas/decision.schema.json describes it."""
@@ -250,6 +253,9 @@ class Decision:
             "group": self.group,
             **({"strategy": self.strategy} if self.strategy else {}),
             **({"journey": self.journey.to_message()} if self.journey else {}),
+            "choice": self.choice,
+            "probability": round(self.probability, 6),
+            **({"choices": dict(self.choices)} if self.choices else {}),
         }
 
 
