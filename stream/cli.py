@@ -1,5 +1,5 @@
 """The ``journey`` command: worker | collector | simulate | sender | topics | watch |
-policy check | forget | report | customer."""
+policy check | simulate-policy | evaluate-policy | forget | report | customer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from stream.config import Settings, SettingsError, environment_with_file, load_settings
 
@@ -232,6 +232,75 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _simulate_policy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stream.shell.what_if import Request, WhatIfError, simulate_policy, text
+
+    settings = _settings()
+    request = Request(
+        candidate=Path(args.candidate),
+        current=Path(args.current) if args.current else settings.policy_file,
+        log=Path(args.log) if args.log else None,
+        bounds=_bounds(args),
+        save=Path(args.save) if args.save else None,
+        report_dir=Path(args.report_dir),
+        threshold=args.threshold,
+        examples=args.examples,
+        model="priors" if args.log and args.model is None else args.model or "latest",
+    )
+    if request.log is None:
+        _require_topics(settings, [settings.topics.customer_events])
+
+    def say(line: str) -> None:
+        print(f"simulate-policy: {line}", file=sys.stderr, flush=True)
+
+    try:
+        result = simulate_policy(settings, request, say)
+    except WhatIfError as exc:
+        raise CommandFailed(str(exc)) from None
+    print(text(result))
+    return 0
+
+
+def _bounds(args: argparse.Namespace) -> Any:
+    """The window's bounds from ``--since``, ``--until`` and ``--offsets``."""
+    from stream.shell.replay_source import Bounds
+
+    offsets = None
+    if args.offsets:
+        offsets = {}
+        for item in args.offsets:
+            try:
+                partition, span = item.split(":", 1)
+                start, end = span.split("-", 1)
+                offsets[int(partition)] = (int(start), int(end))
+            except ValueError:
+                raise CommandFailed(
+                    f"--offsets {item!r}: expected PARTITION:START-END, e.g. 0:100-500"
+                ) from None
+    return Bounds(_moment(args.since, "--since"), _moment(args.until, "--until"), offsets)
+
+
+def _moment(text: str | None, flag: str) -> int | None:
+    """An RFC 3339 time, or a duration ago ("2d": two days before now), in epoch ms."""
+    import time
+
+    from stream.core.decide.durations import parse_duration_ms
+    from stream.core.timestamps import parse_timestamp_ms
+
+    if text is None:
+        return None
+    try:
+        return int(time.time() * 1000) - parse_duration_ms(text)
+    except ValueError:
+        pass
+    try:
+        return parse_timestamp_ms(text)
+    except ValueError as exc:
+        raise CommandFailed(f"{flag} {text!r}: neither a time nor a duration ago ({exc})") from None
+
+
 def _topics(args: argparse.Namespace) -> int:
     from stream.shell.topics import ensure_topics
 
@@ -292,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_customer(commands)
     commands.add_parser("topics", help="create the contract topics (idempotent)")
     _add_policy(commands)
+    _add_simulate_policy(commands)
     _add_forget(commands)
     _add_watch(commands)
     return parser
@@ -365,6 +435,46 @@ def _add_policy(commands: Commands) -> None:
     check.add_argument("files", nargs="+", metavar="FILE")
 
 
+def _add_window(command: argparse.ArgumentParser) -> None:
+    """The options that choose the recorded window (shared by the what-if commands)."""
+    command.add_argument("--log", help="an exported window (see --save) instead of the topic")
+    command.add_argument("--since", help="records from this time (RFC 3339, or a duration ago: 2d)")
+    command.add_argument("--until", help="records before this time (RFC 3339, or a duration ago)")
+    command.add_argument(
+        "--offsets",
+        action="append",
+        metavar="PARTITION:START-END",
+        help="records of a partition between two offsets (repeat per partition)",
+    )
+    command.add_argument("--save", help="also write the window read from the topic to this file")
+    command.add_argument(
+        "--model",
+        choices=["latest", "priors"],
+        default=None,
+        help="the learned model both policies decide with: the model topic now (default when "
+        "reading the topic) or priors only (default with --log)",
+    )
+    command.add_argument(
+        "--current", help="the policy in force (default: JOURNEY_POLICY_FILE)", default=None
+    )
+
+
+def _add_simulate_policy(commands: Commands) -> None:
+    replay = commands.add_parser(
+        "simulate-policy",
+        help="replay recorded history through a candidate policy, beside the one in force",
+    )
+    replay.add_argument("candidate", help="the candidate policy file")
+    _add_window(replay)
+    replay.add_argument(
+        "--report-dir", default="policy-replay", help="where report.json and report.html go"
+    )
+    replay.add_argument(
+        "--threshold", type=int, default=3, help="name the customers with more messages than this"
+    )
+    replay.add_argument("--examples", type=int, default=10, help="explained differences shown")
+
+
 def _add_forget(commands: Commands) -> None:
     forget_parser = commands.add_parser(
         "forget", help="erase a customer: profile, aliases, timers (right to erasure)"
@@ -391,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "topics": _topics,
         "watch": _watch,
         "policy": _policy_check,
+        "simulate-policy": _simulate_policy,
         "sender": _sender,
         "report": _report,
         "customer": _customer,

@@ -16,7 +16,7 @@ from stream.core.decide import Candidate, Decision
 from stream.core.decide.probability import NOTHING
 from stream.core.timestamps import format_ms
 
-PER_PATTERN = 2  # examples kept per (before, after) pair: variety over repetition
+PER_PATTERN = 2  # examples per (before, after) pair before the others get a turn
 
 
 @dataclass
@@ -25,10 +25,12 @@ class Differences:
 
     customers: MutableMapping[bytes, bytes]  # customers with a difference (on disk if long)
     wanted: int = 10
+    customer_count: int = 0
     compared: int = 0
     differ: int = 0
     examples: list[dict[str, str]] = field(default_factory=list)
     patterns: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reserve: list[dict[str, str]] = field(default_factory=list)  # more of a known pattern
 
     def compare(self, before: Iterable[Decision], after: Iterable[Decision]) -> None:
         """Compare one record's decisions under the current and the candidate policy."""
@@ -42,15 +44,21 @@ class Differences:
             self.differ += 1
             either = old or new
             assert either is not None
-            self.customers[either.customer_id.encode()] = b"1"
+            customer = either.customer_id.encode()
+            if self.customers.get(customer) is None:
+                self.customers[customer] = b"1"
+                self.customer_count += 1
             self._example(old, new, either)
 
     def _example(self, old: Decision | None, new: Decision | None, either: Decision) -> None:
         pattern = (_choice(old), _choice(new))
-        if len(self.examples) >= self.wanted or self.patterns[pattern] >= PER_PATTERN:
+        if len(self.examples) >= self.wanted:
+            return
+        repeated = self.patterns[pattern] >= PER_PATTERN
+        if repeated and len(self.reserve) >= self.wanted:
             return
         self.patterns[pattern] += 1
-        self.examples.append(
+        (self.reserve if repeated else self.examples).append(
             {
                 "customer": either.customer_id,
                 "at": format_ms(either.decided_at_ms),
@@ -66,8 +74,8 @@ class Differences:
         return {
             "decisions_compared": self.compared,
             "decisions_differ": self.differ,
-            "customers_differ": len(self.customers),
-            "examples": self.examples,
+            "customers_differ": self.customer_count,
+            "examples": [*self.examples, *self.reserve][: self.wanted],
         }
 
 

@@ -1,0 +1,161 @@
+"""``journey simulate-policy``: read a window, replay it through two policies, write the
+report (terminal, JSON, self-contained HTML). The work is ``stream.core.replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream.config import Settings
+from stream.core.decide import Policy, PolicyError, load_policy_file
+from stream.core.propensity import EMPTY_MODEL, PropensityModel
+from stream.core.replay.compare import Differences
+from stream.core.replay.log import LogRecord
+from stream.core.replay.render import render_html, render_text
+from stream.core.replay.side import new_context
+from stream.core.replay.simulate import Window, new_side, report, simulate
+from stream.core.schemas import load_catalog
+from stream.core.state import Limits
+from stream.core.timestamps import format_ms
+from stream.shell.replay_source import (
+    Bounds,
+    DiskStores,
+    export_window,
+    merged,
+    read_log,
+    stamp,
+    write_log,
+)
+
+Say = Callable[[str], None]
+
+
+class WhatIfError(Exception):
+    """What stops a replay, on one line (a bad policy, an unreadable log)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What ``journey simulate-policy`` was asked."""
+
+    candidate: Path
+    current: Path
+    log: Path | None = None  # an exported window instead of the topic
+    bounds: Bounds = field(default_factory=Bounds)
+    save: Path | None = None  # also export the window read from the topic
+    report_dir: Path = field(default_factory=lambda: Path("policy-replay"))
+    threshold: int = 3
+    examples: int = 10
+    model: str = "latest"  # latest (the model topic) | priors
+
+
+def load_policies(request: Request) -> tuple[Policy, Policy]:
+    """The policy in force and the candidate, both checked as ``journey policy check`` does."""
+    catalog = load_catalog()
+    policies = []
+    for role, path in (("policy in force", request.current), ("candidate", request.candidate)):
+        try:
+            policies.append(load_policy_file(path, catalog))
+        except PolicyError as exc:
+            raise WhatIfError(f"the {role} does not pass `journey policy check`:\n{exc}") from None
+        except OSError as exc:
+            raise WhatIfError(f"cannot read the {role} {path}: {exc.strerror}") from None
+    return policies[0], policies[1]
+
+
+def simulate_policy(settings: Settings, request: Request, say: Say) -> dict[str, Any]:
+    """Replay the window through both policies; write and return the report."""
+    current, candidate = load_policies(request)
+    model, model_text = _model(settings, request, say)
+    context = new_context(
+        Limits(settings.dedupe_window, settings.recent_events), model, settings.decisions_kept
+    )
+    stores = DiskStores()
+    try:
+        with tempfile.TemporaryDirectory(prefix="journey-window-") as folder:
+            records, source = _records(settings, request, Path(folder), say)
+            before = new_side("current", current, context, stores)
+            after = new_side("candidate", candidate, context, stores)
+            differences = Differences(stores("differences"), wanted=request.examples)
+            clock = settings.clock()
+            count, first, last = simulate(
+                records,
+                before,
+                after,
+                differences,
+                lambda ms: int(clock.to_clock_ms(ms)),
+                _progress(say),
+            )
+            window = Window(source, count, first, last)
+            result = report(window, before, after, differences, request.threshold, model_text)
+    finally:
+        stores.close()
+    result["generated_at"] = stamp()
+    _write(result, request.report_dir, say)
+    return result
+
+
+def _model(settings: Settings, request: Request, say: Say) -> tuple[PropensityModel, str]:
+    if request.model == "priors":
+        return EMPTY_MODEL, "the policies' priors only, nothing learnt"
+    from stream.shell.report import read_model
+
+    rows = asyncio.run(read_model(settings))
+    say(f"model: {len(rows)} learned actions from {settings.topics.model}")
+    newest = max((int(row.get("updated_at_ms", 0)) for row in rows), default=0)
+    text = f"the model topic as read now, {len(rows)} actions"
+    if newest:
+        text += f", last updated {format_ms(newest)}"
+    return PropensityModel({str(row["action"]): row for row in rows}, newest), text
+
+
+def _records(
+    settings: Settings, request: Request, folder: Path, say: Say
+) -> tuple[Iterator[LogRecord], str]:
+    if request.log is not None:
+        if not request.log.is_file():
+            raise WhatIfError(f"no log file {request.log}")
+        return read_log(request.log), f"file {request.log}"
+    topic = settings.topics.customer_events
+    say(f"reading the window of {topic} ...")
+    try:
+        paths = asyncio.run(export_window(settings, request.bounds, folder, say))
+    except LookupError as exc:
+        raise WhatIfError(str(exc)) from None
+    records = merged(paths)
+    if request.save is not None:
+        records = write_log(records, request.save)
+    return records, f"kafka {topic}"
+
+
+def _progress(say: Say) -> Callable[[int, int], None]:
+    started = time.monotonic()
+    last = [started]
+
+    def progress(done: int, at_ms: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            rate = done / max(now - started, 1e-9)
+            say(f"replayed {done} records ({rate:.0f}/s), up to {format_ms(at_ms)}")
+
+    return progress
+
+
+def _write(result: dict[str, Any], folder: Path, say: Say) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    (folder / "report.html").write_text(render_html(result), encoding="utf-8")
+    say(f"wrote {folder / 'report.json'} and {folder / 'report.html'}")
+
+
+def text(result: dict[str, Any]) -> str:
+    """The report for the terminal."""
+    return render_text(result)
