@@ -233,34 +233,67 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _simulate_policy(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from stream.shell.what_if import Request, WhatIfError, simulate_policy, text
+    from stream.shell.what_if import WhatIfError, simulate_policy, text
 
     settings = _settings()
-    request = Request(
+    request = _what_if_request(args, settings)
+    if request.log is None:
+        _require_topics(settings, [settings.topics.customer_events])
+    try:
+        result = simulate_policy(settings, request, _say("simulate-policy"))
+    except WhatIfError as exc:
+        raise CommandFailed(str(exc)) from None
+    print(text(result))
+    return 0
+
+
+def _evaluate_policy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from stream.core.replay.evaluation_text import render_evaluation
+    from stream.shell.what_if import Evaluation, WhatIfError, evaluate_policy
+
+    settings = _settings()
+    request = _what_if_request(args, settings)
+    if request.log is None or args.decisions_log is None:
+        _require_topics(settings, [settings.topics.customer_events, settings.topics.decisions])
+    asked = Evaluation(
+        decisions_log=Path(args.decisions_log) if args.decisions_log else None,
+        confidence=args.confidence,
+        out=Path(args.json) if args.json else None,
+    )
+    try:
+        result = evaluate_policy(settings, request, asked, _say("evaluate-policy"))
+    except WhatIfError as exc:
+        raise CommandFailed(str(exc)) from None
+    print(render_evaluation(result))
+    return 0
+
+
+def _what_if_request(args: argparse.Namespace, settings: Settings) -> Any:
+    """The window, the two policies and the model of a what-if command."""
+    from pathlib import Path
+
+    from stream.shell.what_if import Request
+
+    return Request(
         candidate=Path(args.candidate),
         current=Path(args.current) if args.current else settings.policy_file,
         log=Path(args.log) if args.log else None,
         bounds=_bounds(args),
         save=Path(args.save) if args.save else None,
-        report_dir=Path(args.report_dir),
-        threshold=args.threshold,
-        examples=args.examples,
+        report_dir=Path(getattr(args, "report_dir", "policy-replay")),
+        threshold=getattr(args, "threshold", 3),
+        examples=getattr(args, "examples", 10),
         model="priors" if args.log and args.model is None else args.model or "latest",
     )
-    if request.log is None:
-        _require_topics(settings, [settings.topics.customer_events])
 
+
+def _say(command: str) -> Any:
     def say(line: str) -> None:
-        print(f"simulate-policy: {line}", file=sys.stderr, flush=True)
+        print(f"{command}: {line}", file=sys.stderr, flush=True)
 
-    try:
-        result = simulate_policy(settings, request, say)
-    except WhatIfError as exc:
-        raise CommandFailed(str(exc)) from None
-    print(text(result))
-    return 0
+    return say
 
 
 def _bounds(args: argparse.Namespace) -> Any:
@@ -362,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("topics", help="create the contract topics (idempotent)")
     _add_policy(commands)
     _add_simulate_policy(commands)
+    _add_evaluate_policy(commands)
     _add_forget(commands)
     _add_watch(commands)
     return parser
@@ -475,6 +509,20 @@ def _add_simulate_policy(commands: Commands) -> None:
     replay.add_argument("--examples", type=int, default=10, help="explained differences shown")
 
 
+def _add_evaluate_policy(commands: Commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate-policy",
+        help="estimate a candidate policy's clicks, conversions and value from logged decisions",
+    )
+    evaluate.add_argument("candidate", help="the candidate policy file")
+    _add_window(evaluate)
+    evaluate.add_argument(
+        "--decisions-log", help="exported explain records (cjo.decisions) instead of the topic"
+    )
+    evaluate.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
+    evaluate.add_argument("--json", help="also write the estimates to this JSON file")
+
+
 def _add_forget(commands: Commands) -> None:
     forget_parser = commands.add_parser(
         "forget", help="erase a customer: profile, aliases, timers (right to erasure)"
@@ -502,6 +550,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "watch": _watch,
         "policy": _policy_check,
         "simulate-policy": _simulate_policy,
+        "evaluate-policy": _evaluate_policy,
         "sender": _sender,
         "report": _report,
         "customer": _customer,

@@ -41,12 +41,16 @@ class Bounds:
 
 
 async def export_window(
-    settings: Settings, bounds: Bounds, folder: Path, progress: Progress | None = None
+    settings: Settings,
+    bounds: Bounds,
+    folder: Path,
+    progress: Progress | None = None,
+    topic: str | None = None,
 ) -> list[Path]:
-    """Read the window of the customer-events topic into one file per partition."""
-    consumer = whole_topic_consumer(
-        settings.broker, settings.topics.customer_events, security=client_kwargs(settings)
-    )
+    """Read the window of a topic (the customer-events topic unless named) into one file
+    per partition."""
+    topic = topic or settings.topics.customer_events
+    consumer = whole_topic_consumer(settings.broker, topic, security=client_kwargs(settings))
     await consumer.start()
     try:
         ends = await end_offsets(consumer, deadline_s=30.0)
@@ -55,7 +59,7 @@ async def export_window(
         consumer.pause(*(tp for tp in ends if tp not in spans))
         for tp, (start, _) in spans.items():
             consumer.seek(tp, start)
-        paths = {tp: folder / f"partition-{tp.partition}.ndjson" for tp in spans}
+        paths = {tp: folder / f"{topic}-{tp.partition}.ndjson" for tp in spans}
         read = await _read(consumer, spans, paths)
         if progress is not None:
             progress(f"{read} records from {len(spans)} partition(s)")

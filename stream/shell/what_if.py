@@ -1,5 +1,6 @@
-"""``journey simulate-policy``: read a window, replay it through two policies, write the
-report (terminal, JSON, self-contained HTML). The work is ``stream.core.replay``."""
+"""``journey simulate-policy`` and ``journey evaluate-policy``: read a window, replay it
+through two policies (or estimate the candidate from the logged decisions), write the
+report. The work is ``stream.core.replay``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ from stream.config import Settings
 from stream.core.decide import Policy, PolicyError, load_policy_file
 from stream.core.propensity import EMPTY_MODEL, PropensityModel
 from stream.core.replay.compare import Differences
+from stream.core.replay.evaluate import (
+    Collected,
+    Logged,
+    collect,
+    decode_logged,
+    encode_logged,
+    estimates,
+    logged_from_record,
+    logged_key,
+    support,
+)
 from stream.core.replay.log import LogRecord
 from stream.core.replay.render import render_html, render_text
 from stream.core.replay.side import new_context
@@ -120,19 +132,26 @@ def _records(
     settings: Settings, request: Request, folder: Path, say: Say
 ) -> tuple[Iterator[LogRecord], str]:
     if request.log is not None:
-        if not request.log.is_file():
-            raise WhatIfError(f"no log file {request.log}")
-        return read_log(request.log), f"file {request.log}"
+        return _file(request.log), f"file {request.log}"
     topic = settings.topics.customer_events
-    say(f"reading the window of {topic} ...")
-    try:
-        paths = asyncio.run(export_window(settings, request.bounds, folder, say))
-    except LookupError as exc:
-        raise WhatIfError(str(exc)) from None
-    records = merged(paths)
+    records = merged(_export(settings, request.bounds, folder, say, topic))
     if request.save is not None:
         records = write_log(records, request.save)
     return records, f"kafka {topic}"
+
+
+def _file(path: Path) -> Iterator[LogRecord]:
+    if not path.is_file():
+        raise WhatIfError(f"no log file {path}")
+    return read_log(path)
+
+
+def _export(settings: Settings, bounds: Bounds, folder: Path, say: Say, topic: str) -> list[Path]:
+    say(f"reading the window of {topic} ...")
+    try:
+        return asyncio.run(export_window(settings, bounds, folder, say, topic))
+    except TimeoutError as exc:
+        raise WhatIfError(f"{topic}: {exc}") from None
 
 
 def _progress(say: Say) -> Callable[[int, int], None]:
@@ -159,3 +178,123 @@ def _write(result: dict[str, Any], folder: Path, say: Say) -> None:
 def text(result: dict[str, Any]) -> str:
     """The report for the terminal."""
     return render_text(result)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What ``journey evaluate-policy`` was asked, beyond the window."""
+
+    decisions_log: Path | None = None  # exported explain records instead of the topic
+    confidence: float = 0.95
+    out: Path | None = None  # the JSON report
+
+
+def evaluate_policy(
+    settings: Settings, request: Request, asked: Evaluation, say: Say
+) -> dict[str, Any]:
+    """Estimate the candidate's value from the logged decisions of the window."""
+    current, candidate = load_policies(request)
+    if current.holdout != candidate.holdout:
+        raise WhatIfError(
+            "the candidate changes the control group or the experiments: evaluate-policy "
+            "compares selections under the same assignment (keep holdout and experiments)"
+        )
+    model, model_text = _model(settings, request, say)
+    limits = Limits(settings.dedupe_window, settings.recent_events)
+    context = new_context(limits, model, settings.decisions_kept)
+    stores = DiskStores()
+    try:
+        with tempfile.TemporaryDirectory(prefix="journey-window-") as folder:
+            logged = _logged(settings, request, asked, Path(folder), stores, say)
+            records, source = _records(settings, request, Path(folder), say)
+            side = new_side("current", current, context, stores)
+            clock = settings.clock()
+            collected = collect(
+                _counted(records, say),
+                side,
+                candidate,
+                logged,
+                context,
+                lambda ms: int(clock.to_clock_ms(ms)),
+            )
+    finally:
+        stores.close()
+    result = evaluation_report(current, candidate, source, collected, asked.confidence, model_text)
+    if asked.out is not None:
+        asked.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        say(f"wrote {asked.out}")
+    return result
+
+
+def _logged(
+    settings: Settings,
+    request: Request,
+    asked: Evaluation,
+    folder: Path,
+    stores: DiskStores,
+    say: Say,
+) -> Callable[[str], Logged | None]:
+    """The logged decisions of the window, by decision id, in a store."""
+    if asked.decisions_log is not None:
+        lines: Iterator[LogRecord] = _file(asked.decisions_log)
+    else:
+        topic = settings.topics.decisions
+        lines = merged(_export(settings, request.bounds, folder, say, topic))
+    store = stores("logged")
+    kept = 0
+    for line in lines:
+        record = orjson.loads(line.value)
+        found = logged_from_record(record)
+        if found is not None:
+            store[logged_key(record)] = encode_logged(found)
+            kept += 1
+    say(f"{kept} logged decisions with a probability")
+
+    def lookup(decision_id: str) -> Logged | None:
+        raw = store.get(decision_id.encode())
+        return decode_logged(raw) if raw is not None else None
+
+    return lookup
+
+
+def _counted(records: Iterator[LogRecord], say: Say) -> Iterator[LogRecord]:
+    progress = _progress(say)
+    for count, record in enumerate(records, start=1):
+        if count % 1_000 == 0:
+            progress(count, record.timestamp_ms)
+        yield record
+
+
+def evaluation_report(
+    current: Policy,
+    candidate: Policy,
+    source: str,
+    collected: Collected,
+    confidence: float,
+    model: str,
+) -> dict[str, Any]:
+    """The evaluation as JSON-ready data (``render_evaluation`` prints it)."""
+    return {
+        "title": f"Off-policy estimate: {candidate.name} against {current.name}",
+        "generated_at": stamp(),
+        "window": {"source": source, "records": collected.records},
+        "policies": {
+            "current": {"name": current.name, "version": current.version},
+            "candidate": {"name": candidate.name, "version": candidate.version},
+        },
+        "confidence": confidence,
+        "estimates": estimates(collected, confidence),
+        "support": support(collected),
+        "limits": [line.format(model=model) for line in EVALUATION_LIMITS],
+    }
+
+
+EVALUATION_LIMITS = (
+    "A round is a decision the policy in force logged; its reward is what the log says "
+    "its actions earned (outcomes after the window's end are not counted).",
+    "The candidate decides on the state the policy in force left: later decisions do not "
+    "see what the candidate would have sent before (caps, fatigue, journeys).",
+    "The candidate scores with the model {model}.",
+    "Choices the policy in force never tried in the same state count as earning 0 "
+    "(see Support); the intervals are normal approximations.",
+)

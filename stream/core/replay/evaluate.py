@@ -99,6 +99,7 @@ class Collected:
     """The rounds of a window and what could not be used."""
 
     rounds: list[_Round] = field(default_factory=list)
+    records: int = 0  # records of the window replayed
     logged_missing: int = 0  # replayed decisions with no logged record (older, or not sent)
     by_action: dict[str, int] = field(default_factory=dict)  # sent action id -> round
     unsupported: Counter[str] = field(default_factory=Counter)  # candidate choices never tried
@@ -139,6 +140,7 @@ def collect(
     """Replay the log with the policy in force; at each logged decision, ask the candidate."""
     collected = Collected()
     for record in records:
+        collected.records += 1
         message = decode(record.value)
         if isinstance(message, OutcomeMessage):
             collected.reward(message)
