@@ -233,14 +233,14 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _simulate_policy(args: argparse.Namespace) -> int:
-    from stream.shell.what_if import WhatIfError, simulate_policy, text
+    from stream.shell.what_if import WhatIfError, load_policies, simulate_policy, text
 
     settings = _settings()
     request = _what_if_request(args, settings)
-    if request.log is None:
-        _require_topics(settings, [settings.topics.customer_events])
     try:
-        result = simulate_policy(settings, request, _say("simulate-policy"))
+        policies = load_policies(request)  # a bad candidate is refused before anything is read
+        _require_topics(settings, _what_if_topics(settings, request, decisions=False))
+        result = simulate_policy(settings, request, policies, _say("simulate-policy"))
     except WhatIfError as exc:
         raise CommandFailed(str(exc)) from None
     print(text(result))
@@ -251,19 +251,21 @@ def _evaluate_policy(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from stream.core.replay.evaluation_text import render_evaluation
-    from stream.shell.what_if import Evaluation, WhatIfError, evaluate_policy
+    from stream.shell.what_if import Evaluation, WhatIfError, evaluate_policy, load_policies
 
     settings = _settings()
     request = _what_if_request(args, settings)
-    if request.log is None or args.decisions_log is None:
-        _require_topics(settings, [settings.topics.customer_events, settings.topics.decisions])
     asked = Evaluation(
         decisions_log=Path(args.decisions_log) if args.decisions_log else None,
+        save_decisions=Path(args.save_decisions) if args.save_decisions else None,
         confidence=args.confidence,
         out=Path(args.json) if args.json else None,
     )
     try:
-        result = evaluate_policy(settings, request, asked, _say("evaluate-policy"))
+        policies = load_policies(request)
+        needed = _what_if_topics(settings, request, decisions=asked.decisions_log is None)
+        _require_topics(settings, needed)
+        result = evaluate_policy(settings, request, asked, policies, _say("evaluate-policy"))
     except WhatIfError as exc:
         raise CommandFailed(str(exc)) from None
     print(render_evaluation(result))
@@ -287,6 +289,14 @@ def _what_if_request(args: argparse.Namespace, settings: Settings) -> Any:
         examples=getattr(args, "examples", 10),
         model="priors" if args.log and args.model is None else args.model or "latest",
     )
+
+
+def _what_if_topics(settings: Settings, request: Any, decisions: bool) -> list[str]:
+    """The topics a what-if command reads: the window's, the decisions', the model's."""
+    topics = settings.topics
+    needed = [] if request.log else [topics.customer_events]
+    needed += [topics.decisions] if decisions else []
+    return needed + ([topics.model] if request.model == "latest" else [])
 
 
 def _say(command: str) -> Any:
@@ -517,7 +527,11 @@ def _add_evaluate_policy(commands: Commands) -> None:
     evaluate.add_argument("candidate", help="the candidate policy file")
     _add_window(evaluate)
     evaluate.add_argument(
-        "--decisions-log", help="exported explain records (cjo.decisions) instead of the topic"
+        "--decisions-log",
+        help="exported explain records (see --save-decisions) instead of the topic",
+    )
+    evaluate.add_argument(
+        "--save-decisions", help="also write the explain records read from the topic to this file"
     )
     evaluate.add_argument("--confidence", type=float, default=0.95, help="interval coverage")
     evaluate.add_argument("--json", help="also write the estimates to this JSON file")

@@ -82,9 +82,11 @@ def load_policies(request: Request) -> tuple[Policy, Policy]:
     return policies[0], policies[1]
 
 
-def simulate_policy(settings: Settings, request: Request, say: Say) -> dict[str, Any]:
-    """Replay the window through both policies; write and return the report."""
-    current, candidate = load_policies(request)
+def simulate_policy(
+    settings: Settings, request: Request, policies: tuple[Policy, Policy], say: Say
+) -> dict[str, Any]:
+    """Replay the window through both policies (``load_policies``); write the report."""
+    current, candidate = policies
     model, model_text = _model(settings, request, say)
     context = new_context(
         Limits(settings.dedupe_window, settings.recent_events), model, settings.decisions_kept
@@ -185,15 +187,20 @@ class Evaluation:
     """What ``journey evaluate-policy`` was asked, beyond the window."""
 
     decisions_log: Path | None = None  # exported explain records instead of the topic
+    save_decisions: Path | None = None  # also export the explain records read from the topic
     confidence: float = 0.95
     out: Path | None = None  # the JSON report
 
 
 def evaluate_policy(
-    settings: Settings, request: Request, asked: Evaluation, say: Say
+    settings: Settings,
+    request: Request,
+    asked: Evaluation,
+    policies: tuple[Policy, Policy],
+    say: Say,
 ) -> dict[str, Any]:
-    """Estimate the candidate's value from the logged decisions of the window."""
-    current, candidate = load_policies(request)
+    """Estimate the candidate's value (``load_policies``) from the window's decisions."""
+    current, candidate = policies
     if current.holdout != candidate.holdout:
         raise WhatIfError(
             "the candidate changes the control group or the experiments: evaluate-policy "
@@ -238,8 +245,11 @@ def _logged(
     if asked.decisions_log is not None:
         lines: Iterator[LogRecord] = _file(asked.decisions_log)
     else:
-        topic = settings.topics.decisions
-        lines = merged(_export(settings, request.bounds, folder, say, topic))
+        topic = settings.topics.decisions  # by time only: offsets are the events topic's
+        window = Bounds(request.bounds.since_ms, request.bounds.until_ms)
+        lines = merged(_export(settings, window, folder, say, topic))
+        if asked.save_decisions is not None:
+            lines = write_log(lines, asked.save_decisions)
     store = stores("logged")
     kept = 0
     for line in lines:
