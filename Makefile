@@ -12,7 +12,7 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VEGETA := .cache/bin/vegeta
 VEGETA_VERSION := v12.13.0
 
-.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults test-shifted demo bench bench-decide bench-timers bench-learning bench-collector clean
+.PHONY: help install kafka-fetch kafka-up kafka-down kafka-status lint format test test-unit test-integration test-faults test-shifted demo bench bench-decide bench-timers bench-learning bench-collector bench-off-policy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench-timers: install kafka-up ## 1M pending timers (index rebuild, memory) and 
 
 bench-learning: install kafka-up ## learning curve: shipped policy, Thompson vs fixed, same traffic
 	$(BIN)/python bench/learning.py
+
+bench-off-policy: install kafka-up ## off-policy evaluation against the truth: estimate a candidate from the shipped policy's live log, then run it live (about 10 min)
+	$(BIN)/python bench/off_policy.py
 
 $(VEGETA):
 	GOBIN=$(CURDIR)/.cache/bin $(GO) install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)

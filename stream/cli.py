@@ -479,8 +479,10 @@ def _add_policy(commands: Commands) -> None:
     check.add_argument("files", nargs="+", metavar="FILE")
 
 
-def _add_window(command: argparse.ArgumentParser) -> None:
-    """The options that choose the recorded window (shared by the what-if commands)."""
+def _add_what_if(commands: Commands, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A what-if command: the candidate, and the options that choose the recorded window."""
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("candidate", help="the candidate policy file")
     command.add_argument("--log", help="an exported window (see --save) instead of the topic")
     command.add_argument("--since", help="records from this time (RFC 3339, or a duration ago: 2d)")
     command.add_argument("--until", help="records before this time (RFC 3339, or a duration ago)")
@@ -501,15 +503,15 @@ def _add_window(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--current", help="the policy in force (default: JOURNEY_POLICY_FILE)", default=None
     )
+    return command
 
 
 def _add_simulate_policy(commands: Commands) -> None:
-    replay = commands.add_parser(
+    replay = _add_what_if(
+        commands,
         "simulate-policy",
-        help="replay recorded history through a candidate policy, beside the one in force",
+        "replay recorded history through a candidate policy, beside the one in force",
     )
-    replay.add_argument("candidate", help="the candidate policy file")
-    _add_window(replay)
     replay.add_argument(
         "--report-dir", default="policy-replay", help="where report.json and report.html go"
     )
@@ -520,12 +522,11 @@ def _add_simulate_policy(commands: Commands) -> None:
 
 
 def _add_evaluate_policy(commands: Commands) -> None:
-    evaluate = commands.add_parser(
+    evaluate = _add_what_if(
+        commands,
         "evaluate-policy",
-        help="estimate a candidate policy's clicks, conversions and value from logged decisions",
+        "estimate a candidate policy's clicks, conversions and value from logged decisions",
     )
-    evaluate.add_argument("candidate", help="the candidate policy file")
-    _add_window(evaluate)
     evaluate.add_argument(
         "--decisions-log",
         help="exported explain records (see --save-decisions) instead of the topic",

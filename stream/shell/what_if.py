@@ -207,30 +207,43 @@ def evaluate_policy(
             "compares selections under the same assignment (keep holdout and experiments)"
         )
     model, model_text = _model(settings, request, say)
+    collected = _collect(settings, request, asked, (current, candidate), model, say)
+    result = evaluation_report(current, candidate, collected, asked.confidence, model_text)
+    if asked.out is not None:
+        asked.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        say(f"wrote {asked.out}")
+    return result
+
+
+def _collect(
+    settings: Settings,
+    request: Request,
+    asked: Evaluation,
+    policies: tuple[Policy, Policy],
+    model: PropensityModel,
+    say: Say,
+) -> Collected:
+    """The rounds of the window: the logged decisions, the candidate's answers, rewards."""
     limits = Limits(settings.dedupe_window, settings.recent_events)
     context = new_context(limits, model, settings.decisions_kept)
+    clock = settings.clock()
     stores = DiskStores()
     try:
         with tempfile.TemporaryDirectory(prefix="journey-window-") as folder:
             logged = _logged(settings, request, asked, Path(folder), stores, say)
             records, source = _records(settings, request, Path(folder), say)
-            side = new_side("current", current, context, stores)
-            clock = settings.clock()
-            collected = collect(
+            side = new_side("current", policies[0], context, stores)
+            return collect(
                 _counted(records, say),
                 side,
-                candidate,
+                policies[1],
                 logged,
                 context,
                 lambda ms: int(clock.to_clock_ms(ms)),
+                source,
             )
     finally:
         stores.close()
-    result = evaluation_report(current, candidate, source, collected, asked.confidence, model_text)
-    if asked.out is not None:
-        asked.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-        say(f"wrote {asked.out}")
-    return result
 
 
 def _logged(
@@ -278,7 +291,6 @@ def _counted(records: Iterator[LogRecord], say: Say) -> Iterator[LogRecord]:
 def evaluation_report(
     current: Policy,
     candidate: Policy,
-    source: str,
     collected: Collected,
     confidence: float,
     model: str,
@@ -287,7 +299,7 @@ def evaluation_report(
     return {
         "title": f"Off-policy estimate: {candidate.name} against {current.name}",
         "generated_at": stamp(),
-        "window": {"source": source, "records": collected.records},
+        "window": {"source": collected.source, "records": collected.records},
         "policies": {
             "current": {"name": current.name, "version": current.version},
             "candidate": {"name": candidate.name, "version": candidate.version},

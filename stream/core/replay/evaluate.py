@@ -99,6 +99,7 @@ class Collected:
     """The rounds of a window and what could not be used."""
 
     rounds: list[_Round] = field(default_factory=list)
+    source: str = ""  # where the window came from
     records: int = 0  # records of the window replayed
     logged_missing: int = 0  # replayed decisions with no logged record (older, or not sent)
     by_action: dict[str, int] = field(default_factory=dict)  # sent action id -> round
@@ -136,9 +137,10 @@ def collect(
     logged: Callable[[str], Logged | None],
     context: Callable[[int, Policy], FoldContext],
     clock: Clock,
+    source: str = "",
 ) -> Collected:
     """Replay the log with the policy in force; at each logged decision, ask the candidate."""
-    collected = Collected()
+    collected = Collected(source=source)
     for record in records:
         collected.records += 1
         message = decode(record.value)

@@ -57,8 +57,8 @@ class Summary:
             if candidate.reason is Reason.CONTACT_CAP:
                 self.cap_hits[cap_name(candidate.detail)] += 1
 
-    def count_journeys(self, result: BatchResult) -> None:
-        """Journey entries, exits and conversions from a fold's tally."""
+    def count_tally(self, result: BatchResult) -> None:
+        """Journey entries, exits and conversions, and held messages, from a fold's tally."""
         for (name, *labels), amount in result.tally.counts.items():
             if name == "journey_moves" and labels[3] in ("entered", "exited", "converted"):
                 self.journeys.setdefault(labels[0], Counter())[labels[3]] += amount
@@ -108,7 +108,7 @@ class Side:
         self._outputs(result)
         for decision in result.decisions:
             self.summary.count_decision(decision)
-        self.summary.count_journeys(result)
+        self.summary.count_tally(result)
         return result.decisions
 
     def _own_value(self, key: bytes, message: Message) -> bytes | None:
