@@ -76,9 +76,12 @@ def choice_distribution(
     draws: int = DRAWS,
 ) -> dict[str, float]:
     """Each possible choice's share of ``draws`` Thompson draws (see the module)."""
-    if not options:
+    in_play = [option for option in options if any(cell.feasible for cell in option.cells)]
+    if not in_play:
         return {NOTHING: 1.0}
     rng = np.random.Generator(np.random.PCG64(_seed(seed_text)))
+    if len(in_play) == 1 and max_actions == 1:
+        return _one_option(in_play[0], rng, draws)
     table = _Table(options)
     scores = table.draw(rng, draws)
     if max_actions == 1:
@@ -86,6 +89,21 @@ def choice_distribution(
     else:
         counts = _multi_pick_counts(options, table.split(scores), max_actions, one_per_channel)
     return {key: count / draws for key, count in counts.items()}
+
+
+def _one_option(option: Option, rng: np.random.Generator, draws: int) -> dict[str, float]:
+    """One action can go out: only its feasible channels' draws matter (the common case)."""
+    cells = [cell for cell in option.cells if cell.feasible]
+    if option.fixed_order:
+        return {choice_key([(option.action, cells[0].channel)]): 1.0}
+    alpha, beta, scale, shift = np.array([(c.alpha, c.beta, c.scale, c.shift) for c in cells]).T
+    scores = rng.beta(alpha, beta, size=(draws, len(cells))) * scale + shift
+    tally = np.bincount(np.argmax(scores, axis=1), minlength=len(cells))
+    return {
+        choice_key([(option.action, cells[index].channel)]): int(count) / draws
+        for index, count in enumerate(tally.tolist())
+        if count
+    }
 
 
 def probability_of(distribution: dict[str, float], choice: str, draws: int = DRAWS) -> float:
