@@ -41,20 +41,26 @@ BIN = Path(sys.executable).parent
 SHIPPED = ROOT / "policies" / "default.yaml"
 CANDIDATES = {
     # nothing learnt across customers: the policy's priors (and each customer's own history)
-    "fixed": ("strategy: thompson", "strategy: fixed"),
+    "fixed": [("strategy: thompson", "strategy: fixed")],
+    # ... and email before push wherever an action offers both (no learning to undo it)
+    "email_first": [
+        ("strategy: thompson", "strategy: fixed"),
+        ("\n    channels: [push, email]", "\n    channels: [email, push]"),  # actions, not arms
+    ],
     # optimism instead of sampling: the posterior mean plus 1.96 standard deviations
-    "ucb": ("strategy: thompson", "strategy: ucb"),
+    "ucb": [("strategy: thompson", "strategy: ucb")],
 }
 ESTIMATORS = ("ips", "snips", "dr")
 
 
 def candidate_policy(name: str, work: Path) -> Path:
     """The shipped policy with one change: the candidate."""
-    old, new = CANDIDATES[name]
     text = SHIPPED.read_text()
-    assert old in text, f"the shipped policy no longer has {old!r}"
+    for old, new in CANDIDATES[name]:
+        assert old in text, f"the shipped policy no longer has {old!r}"
+        text = text.replace(old, new)
     path = work / f"candidate-{name}.yaml"
-    path.write_text(text.replace(old, new).replace("name: default", f"name: {name}", 1))
+    path.write_text(text.replace("name: default", f"name: {name}", 1))
     return path
 
 
@@ -194,7 +200,9 @@ def main() -> None:
         "--preferences", default="default,push-only", help="the simulated customers' truths"
     )
     parser.add_argument(
-        "--candidate", default="fixed", help=f"one of {sorted(CANDIDATES)}, comma-separated"
+        "--candidate",
+        default="fixed,email_first",
+        help=f"one of {sorted(CANDIDATES)}, comma-separated",
     )
     args = parser.parse_args()
     work = ROOT / ".run" / "bench-off-policy"
