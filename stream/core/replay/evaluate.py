@@ -27,7 +27,7 @@ from stream.core.decide import Decision, Policy
 from stream.core.decide.probability import DRAWS, NOTHING
 from stream.core.fold import FoldContext, fold_partition
 from stream.core.holds import RELEASE_TRIGGER
-from stream.core.messages import OutcomeMessage, decode
+from stream.core.messages import Firing, Message, OutcomeMessage, decode, encode
 from stream.core.money import value_of
 from stream.core.ope import Round, cross_fit, evaluate
 from stream.core.replay.log import Clock, LogRecord, processing_ms
@@ -139,28 +139,45 @@ def collect(
     clock: Clock,
     source: str = "",
 ) -> Collected:
-    """Replay the log with the policy in force; at each logged decision, ask the candidate."""
+    """Replay the log with the policy in force (firing its own deadlines, as in
+    ``simulate``); at each logged decision, ask the candidate."""
     collected = Collected(source=source)
+    ask = _Asker(collected, current, candidate, logged, context)
     for record in records:
         collected.records += 1
         message = decode(record.value)
         if isinstance(message, OutcomeMessage):
             collected.reward(message)
         now_ms = processing_ms(record, message, clock)
-        shadow = fold_partition(
-            record.partition,
-            [(record.key, record.value)],
-            current.tables,
-            context(now_ms, candidate),
-        )
-        theirs = {decision.decision_id: decision for decision in shadow.decisions}
-        for decision in current.apply(record.partition, record.key, message, now_ms):
-            found = logged(decision.decision_id)
-            if found is None:
-                collected.logged_missing += 1
-                continue
-            collected.add(found, target_shares(theirs.get(decision.decision_id)))
+        for partition, key, firing in current.due(now_ms):
+            ask(partition, key, firing, firing.due_ms)
+        if not isinstance(message, Firing):
+            ask(record.partition, record.key, message, now_ms)
     return collected
+
+
+@dataclass
+class _Asker:
+    """Folds a message with the policy in force and, on the same state, the candidate's
+    shadow; each logged decision becomes a round."""
+
+    collected: Collected
+    current: Side
+    candidate: Policy
+    logged: Callable[[str], Logged | None]
+    context: Callable[[int, Policy], FoldContext]
+
+    def __call__(self, partition: int, key: bytes, message: Message, now_ms: int) -> None:
+        """One message at ``now_ms``."""
+        context = self.context(now_ms, self.candidate)
+        shadow = fold_partition(partition, [(key, encode(message))], self.current.tables, context)
+        theirs = {decision.decision_id: decision for decision in shadow.decisions}
+        for decision in self.current.apply(partition, key, message, now_ms):
+            found = self.logged(decision.decision_id)
+            if found is None:
+                self.collected.logged_missing += 1
+                continue
+            self.collected.add(found, target_shares(theirs.get(decision.decision_id)))
 
 
 def estimates(collected: Collected, confidence: float = 0.95) -> dict[str, Any]:

@@ -8,11 +8,16 @@ this side's own, at the time the worker handled it. Two things differ from a liv
 - a recorded merge carries the merged profile's state as the live worker had it; this
   side uses the state it built itself (its own ``MergeIn``) instead.
 
+- each side fires its own deadlines (timers, journey waits, quiet-hours holds) at their
+  due time, as the worker's scheduler would: the recorded firings were the policy in
+  force's, and a candidate with a shorter wait must fire before them (``due``).
+
 What the side decided and sent is added up in a ``Summary``.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ import orjson
 from stream.core.batch import BatchResult, Destination
 from stream.core.decide import Decision, Policy, Reason
 from stream.core.fold import FoldContext, fold_partition
-from stream.core.messages import MergeIn, Message, OutcomeMessage, decode, encode
+from stream.core.messages import Firing, MergeIn, Message, OutcomeMessage, decode, encode
 from stream.core.propensity import PropensityModel
 from stream.core.state import CustomerState, Limits
 from stream.core.stored import Tables, load_profile
@@ -93,6 +98,8 @@ class Side:
         self.context = context
         self.summary = Summary()
         self.merges: dict[tuple[bytes, str], bytes] = {}  # (into, from) -> own MergeIn
+        self.deadlines: dict[bytes, tuple[int, int]] = {}  # key -> (earliest due, partition)
+        self.queue: list[tuple[int, bytes]] = []  # (due, key), stale entries skipped
 
     def apply(self, partition: int, key: bytes, message: Message, now_ms: int) -> list[Decision]:
         """Fold one record; the decisions it made (releases of held actions left out)."""
@@ -105,11 +112,29 @@ class Side:
             letter = result.dead_letters[0]
             raise ReplayError(f"{self.name}: the fold failed on {key!r}: {letter.rejection}")
         self.tables.write(result.writes)
+        self._track(partition, result)
         self._outputs(result)
         for decision in result.decisions:
             self.summary.count_decision(decision)
         self.summary.count_tally(result)
         return result.decisions
+
+    def due(self, until_ms: int) -> Iterator[tuple[int, bytes, Firing]]:
+        """This side's firings due by ``until_ms``, earliest first (fold each at its due
+        time with ``apply``; a firing can arm the next deadline, which comes out too)."""
+        while self.queue and self.queue[0][0] <= until_ms:
+            due_ms, key = heapq.heappop(self.queue)
+            entry = self.deadlines.get(key)
+            if entry is not None and entry[0] == due_ms:
+                yield entry[1], key, Firing(due_ms, due_ms)
+
+    def _track(self, partition: int, result: BatchResult) -> None:
+        for key, due_ms in result.deadlines.items():
+            if due_ms is None:
+                self.deadlines.pop(key, None)
+            elif self.deadlines.get(key, (None, 0))[0] != due_ms:
+                self.deadlines[key] = (due_ms, partition)
+                heapq.heappush(self.queue, (due_ms, key))
 
     def _own_value(self, key: bytes, message: Message) -> bytes | None:
         """The record as this side folds it, or None to drop it (see the module)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from stream.core.decide import Policy
 from stream.core.fold import FoldContext
-from stream.core.messages import decode
+from stream.core.messages import Firing, decode
 from stream.core.replay.compare import Differences
 from stream.core.replay.log import Clock, LogRecord, processing_ms
 from stream.core.replay.side import MESSAGES_KEPT, Side, Summary
@@ -64,20 +64,36 @@ def simulate(
 ) -> tuple[int, int | None, int | None]:
     """Fold every record through both sides and compare; (records, earliest and latest
     record timestamps)."""
-    count, first, last = 0, None, None
+    count, first, last, now_ms = 0, None, None, None
     for record in records:
         message = decode(record.value)
         now_ms = processing_ms(record, message, clock)
-        before = current.apply(record.partition, record.key, message, now_ms)
-        after = candidate.apply(record.partition, record.key, message, now_ms)
-        differences.compare(before, after)
+        fire_due(current, candidate, differences, now_ms)
+        if not isinstance(message, Firing):  # each side fires its own deadlines
+            before = current.apply(record.partition, record.key, message, now_ms)
+            after = candidate.apply(record.partition, record.key, message, now_ms)
+            differences.compare(before, after)
         count += 1
         stamp = record.timestamp_ms
         first = stamp if first is None else min(first, stamp)
         last = stamp if last is None else max(last, stamp)
         if progress is not None and count % PROGRESS_EVERY == 0:
             progress(count, stamp)
+    if now_ms is not None:
+        fire_due(current, candidate, differences, now_ms)
     return count, first, last
+
+
+def fire_due(current: Side, candidate: Side, differences: Differences, now_ms: int) -> None:
+    """Fire each side's deadlines due by ``now_ms`` at their due times, and compare what
+    the two sides decided (the same timer due at the same time has the same id)."""
+    decided = []
+    for side in (current, candidate):
+        decisions = []
+        for partition, key, firing in side.due(now_ms):
+            decisions += side.apply(partition, key, firing, firing.due_ms)
+        decided.append(decisions)
+    differences.compare(decided[0], decided[1])
 
 
 def report(

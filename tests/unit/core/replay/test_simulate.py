@@ -137,3 +137,47 @@ def test_an_exported_log_line_reads_back_as_the_same_record() -> None:
     assert from_line(line, 1) == LogRecord(
         0, original.offset, original.timestamp_ms, b"C1", orjson.dumps(orjson.loads(original.value))
     )
+
+
+TIMER = """
+    format: 1
+    name: %(name)s
+    timers:
+      - {name: cart, delay: %(delay)s, start: [{event: add_to_cart}]}
+    actions:
+      - {id: remind, category: marketing, channels: [web], triggers: [{timer: cart}]}
+"""
+
+
+def views(customer: str, *hours: float) -> list[LogRecord]:
+    records = []
+    for hour in hours:
+        at_ms = NOON_MS + int(hour * HOUR_MS)
+        event = build_event("page_view", customer_key=customer, at_ms=at_ms, event_id=f"v{hour}")
+        records.append(record(customer, encode(EventMessage(event)), at_ms))
+    return records
+
+
+def test_each_side_fires_its_own_timers_when_their_time_comes() -> None:
+    """The log's recorded firings were the policy in force's; a candidate with a shorter
+    wait reminds at its own time, seen when the next record moves the clock past it."""
+    current = policy_from(TIMER % {"name": "two_hours", "delay": "2h"})
+    candidate = policy_from(TIMER % {"name": "one_hour", "delay": "1h"})
+    log = [cart("C1", 0), *views("C1", 1.5, 3)]
+    context = new_context(LIMITS, EMPTY_MODEL, 5)
+    before = new_side("current", current, context, memory_stores)
+    after = new_side("candidate", candidate, context, memory_stores)
+    differences = Differences({})
+    simulate(log, before, after, differences, clock=lambda ms: ms)
+    assert before.summary.actions == {"remind": 1} == after.summary.actions
+    times = sorted((e["at"], e["before"], e["after"]) for e in differences.examples)
+    assert times == [
+        ("2026-11-23T12:00:00.000Z", "", "remind@web"),  # the candidate, at 1 h
+        ("2026-11-23T13:00:00.000Z", "remind@web", ""),  # the policy in force, at 2 h
+    ]
+
+
+def test_a_deadline_after_the_last_record_does_not_fire() -> None:
+    policy = policy_from(TIMER % {"name": "p", "delay": "2h"})
+    result = replay([cart("C1", 0), *views("C1", 1)], policy, policy)
+    assert result["sides"]["current"]["messages"] == 0
