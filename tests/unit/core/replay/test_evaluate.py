@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from stream.core.decide import Decision, Policy
 from stream.core.messages import EventMessage, OutcomeMessage, decode, encode
 from stream.core.outcomes import Outcome
@@ -21,7 +23,7 @@ from stream.core.replay.log import LogRecord
 from stream.core.replay.side import new_context
 from stream.core.replay.simulate import memory_stores, new_side
 from tests.unit.core.conftest import build_event
-from tests.unit.core.decide.helpers import LIMITS, NOON_MS, policy_from
+from tests.unit.core.decide.helpers import CATALOG, LIMITS, NOON_MS, ROOT, policy_from
 
 DAY_MS = 86_400_000
 POLICY = """
@@ -135,3 +137,13 @@ def test_a_candidate_that_sends_nothing_is_worth_nothing_and_fully_supported() -
 
 def test_a_candidate_that_makes_no_decision_chooses_nothing() -> None:
     assert target_shares(None) == {"": 1.0}
+
+
+def test_a_record_written_before_probabilities_is_still_valid_and_left_out() -> None:
+    old = orjson.loads((ROOT / "schemas" / "examples" / "valid" / "decision.json").read_bytes())
+    assert "probability" not in old
+    assert CATALOG.message_error("decision", old) is None
+    assert logged_from_record(old) is None
+    assert CATALOG.message_error("decision", {**old, "probability": 0}) is not None
+    with_one = logged_from_record({**old, "probability": 1.0, "choice": ""})
+    assert with_one is not None and with_one.share == 1.0
