@@ -47,6 +47,8 @@ CANDIDATES = {
         ("strategy: thompson", "strategy: fixed"),
         ("\n    channels: [push, email]", "\n    channels: [email, push]"),  # actions, not arms
     ],
+    # no loyalty-programme invitation: a big share of decisions send something else or nothing
+    "no_loyalty_nudge": [('eligibility: "!customer.loyalty_member"', 'eligibility: "false"')],
     # optimism instead of sampling: the posterior mean plus 1.96 standard deviations
     "ucb": [("strategy: thompson", "strategy: ucb")],
 }
