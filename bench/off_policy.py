@@ -203,7 +203,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--candidate",
-        default="fixed,email_first",
+        default="fixed,email_first,no_loyalty_nudge",
         help=f"one of {sorted(CANDIDATES)}, comma-separated",
     )
     args = parser.parse_args()
