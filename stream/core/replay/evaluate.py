@@ -27,11 +27,11 @@ from stream.core.decide import Decision, Policy
 from stream.core.decide.probability import DRAWS, NOTHING
 from stream.core.fold import FoldContext, fold_partition
 from stream.core.holds import RELEASE_TRIGGER
-from stream.core.messages import Firing, Message, OutcomeMessage, decode, encode
+from stream.core.messages import Firing, Message, OutcomeMessage, encode
 from stream.core.money import value_of
 from stream.core.ope import Round, cross_fit, evaluate
 from stream.core.replay.log import Clock, LogRecord, processing_ms
-from stream.core.replay.side import Side
+from stream.core.replay.side import Side, decoded
 
 METRICS = ("clicks", "conversions", "value")
 UNSUPPORTED_KEPT = 10  # candidate choices the log never tried, named in the report
@@ -102,6 +102,7 @@ class Collected:
     source: str = ""  # where the window came from
     records: int = 0  # records of the window replayed
     logged_missing: int = 0  # replayed decisions with no logged record (older, or not sent)
+    failed: int = 0  # records the fold could not process (skipped, as the worker does)
     by_action: dict[str, int] = field(default_factory=dict)  # sent action id -> round
     unsupported: Counter[str] = field(default_factory=Counter)  # candidate choices never tried
     unsupported_mass: float = 0.0
@@ -145,7 +146,9 @@ def collect(
     ask = _Asker(collected, current, candidate, logged, context)
     for record in records:
         collected.records += 1
-        message = decode(record.value)
+        message = decoded(record.value, current)
+        if message is None:
+            continue
         if isinstance(message, OutcomeMessage):
             collected.reward(message)
         now_ms = processing_ms(record, message, clock)
@@ -153,6 +156,7 @@ def collect(
             ask(partition, key, firing, firing.due_ms)
         if not isinstance(message, Firing):
             ask(record.partition, record.key, message, now_ms)
+    collected.failed = current.summary.failed
     return collected
 
 
@@ -209,4 +213,5 @@ def support(collected: Collected) -> dict[str, Any]:
         "unsupported_share": collected.unsupported_mass / rounds if rounds else 0.0,
         "unsupported_choices": dict(collected.unsupported.most_common(UNSUPPORTED_KEPT)),
         "logged_missing": collected.logged_missing,
+        "failed_records": collected.failed,
     }

@@ -52,6 +52,11 @@ def _support_lines(support: Mapping[str, Any]) -> list[str]:
     ]
     for choice, count in support["unsupported_choices"].items():
         lines.append(f"  never tried: {choice} ({count} decisions)")
+    if support.get("failed_records"):
+        lines.append(
+            f"  {support['failed_records']} records could not be folded (the worker "
+            "dead-letters them too): skipped"
+        )
     if support["logged_missing"]:
         lines.append(
             f"  {support['logged_missing']} replayed decisions had no logged record with a "

@@ -28,7 +28,15 @@ import orjson
 from stream.core.batch import BatchResult, Destination
 from stream.core.decide import Decision, Policy, Reason
 from stream.core.fold import FoldContext, fold_partition
-from stream.core.messages import Firing, MergeIn, Message, OutcomeMessage, decode, encode
+from stream.core.messages import (
+    Firing,
+    MergeIn,
+    Message,
+    MessageError,
+    OutcomeMessage,
+    decode,
+    encode,
+)
 from stream.core.propensity import PropensityModel
 from stream.core.state import CustomerState, Limits
 from stream.core.stored import Tables, load_profile
@@ -51,6 +59,8 @@ class Summary:
     journeys: dict[str, Counter[str]] = field(default_factory=dict)
     outcomes_kept: int = 0
     outcomes_dropped: int = 0
+    failed: int = 0  # records the fold could not process (dead letters in the worker)
+    failure: str = ""  # the first one's reason
 
     def count_decision(self, decision: Decision) -> None:
         """A decision's suppressions and cap hits (its sends are counted as outputs)."""
@@ -108,9 +118,9 @@ class Side:
             return []
         context = self.context(now_ms, self.policy)
         result = fold_partition(partition, [(key, value)], self.tables, context)
-        if result.dead_letters:
-            letter = result.dead_letters[0]
-            raise ReplayError(f"{self.name}: the fold failed on {key!r}: {letter.rejection}")
+        if result.dead_letters:  # the worker dead-lettered it too; the replay goes on
+            self.summary.failed += 1
+            self.summary.failure = self.summary.failure or str(result.dead_letters[0].rejection)
         self.tables.write(result.writes)
         self._track(partition, result)
         self._outputs(result)
@@ -181,8 +191,16 @@ class Side:
             yield customer, int(count)
 
 
-class ReplayError(RuntimeError):
-    """The replay cannot go on (a record the worker's own fold fails on)."""
+def decoded(value: bytes, *sides: Side) -> Message | None:
+    """A record's message, or None (counted as failed on every side) if it is not one:
+    the worker dead-letters such a record."""
+    try:
+        return decode(value)
+    except MessageError as exc:
+        for side in sides:
+            side.summary.failed += 1
+            side.summary.failure = side.summary.failure or f"not a message: {exc}"
+        return None
 
 
 def new_context(

@@ -19,10 +19,10 @@ from typing import Any
 
 from stream.core.decide import Policy
 from stream.core.fold import FoldContext
-from stream.core.messages import Firing, decode
+from stream.core.messages import Firing
 from stream.core.replay.compare import Differences
 from stream.core.replay.log import Clock, LogRecord, processing_ms
-from stream.core.replay.side import MESSAGES_KEPT, Side, Summary
+from stream.core.replay.side import MESSAGES_KEPT, Side, Summary, decoded
 from stream.core.state import CustomerState
 from stream.core.stored import CENSUS, CUSTOMERS, DECISIONS, DUE, Tables, load_profile
 from stream.core.timestamps import format_ms
@@ -66,7 +66,9 @@ def simulate(
     record timestamps)."""
     count, first, last, now_ms = 0, None, None, None
     for record in records:
-        message = decode(record.value)
+        message = decoded(record.value, current, candidate)
+        if message is None:
+            continue
         now_ms = processing_ms(record, message, clock)
         fire_due(current, candidate, differences, now_ms)
         if not isinstance(message, Firing):  # each side fires its own deadlines
@@ -119,7 +121,7 @@ def report(
             side.name: {"name": side.policy.name, "version": side.policy.version}
             for side in (current, candidate)
         },
-        "limits": [line.format(model=model) for line in LIMITS],
+        "limits": [line.format(model=model) for line in LIMITS] + _failures(current, candidate),
         "sides": {side.name: _side(side, customers, threshold) for side in (current, candidate)},
         "differences": differences.to_dict(),
         "outcomes": {
@@ -129,7 +131,21 @@ def report(
             }
             for side in (current, candidate)
         },
+        "failed_records": {
+            side.name: {"records": side.summary.failed, "first": side.summary.failure}
+            for side in (current, candidate)
+        },
     }
+
+
+def _failures(*sides: Side) -> list[str]:
+    """A limit line per side that could not fold some records (the worker could not either)."""
+    return [
+        f"{side.summary.failed} record(s) could not be folded under the {side.name} policy "
+        f"and were skipped, as the worker dead-letters them; the first: {side.summary.failure}"
+        for side in sides
+        if side.summary.failed
+    ]
 
 
 def _customers(side: Side) -> int:

@@ -181,3 +181,11 @@ def test_a_deadline_after_the_last_record_does_not_fire() -> None:
     policy = policy_from(TIMER % {"name": "p", "delay": "2h"})
     result = replay([cart("C1", 0), *views("C1", 1)], policy, policy)
     assert result["sides"]["current"]["messages"] == 0
+
+
+def test_a_record_the_fold_cannot_process_is_skipped_and_said() -> None:
+    broken = record("C1", b'{"event": {"event_id": "x"}}', NOON_MS)  # no type, no time
+    result = replay([broken, *LOG], policy(), policy())
+    assert result["failed_records"]["current"]["records"] == 1
+    assert "could not be folded under the current policy" in result["limits"][-2]
+    assert result["sides"]["current"]["messages"] == 4  # the rest went on
