@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -137,6 +137,26 @@ def our_identifiers(carrier: Any, path: str) -> tuple[str, str] | Rejection | Ig
             )
         values.append(value)
     return values[0], values[1]
+
+
+def event_kind(
+    record: Mapping[str, Any],
+    name: str,
+    path: str,
+    no_outcome: Container[str],
+    mapped: Container[str],
+    noun: str = "event",
+) -> str | Rejection | Ignored:
+    """The item's event name (field ``name``), or why it gives no outcome: missing (a
+    Rejection), one that means nothing to us or one the adapter does not know (Ignored)."""
+    kind = record.get(name)
+    if not isinstance(kind, str) or not kind:
+        return Rejection(DlqReason.MISSING_FIELD, f"{path}{name}: missing")
+    if kind in no_outcome:
+        return Ignored(IgnoreReason.NO_OUTCOME, f"{noun} {kind!r}")
+    if kind not in mapped:
+        return Ignored(IgnoreReason.UNKNOWN_EVENT, f"{noun} {kind[:40]!r}")
+    return kind
 
 
 def required_text(record: Mapping[str, Any], name: str, path: str = "") -> str | Rejection:

@@ -26,6 +26,7 @@ from stream.core.webhooks.common import (
     WebhookBatch,
     batch_of,
     epoch_seconds_ms,
+    event_kind,
     json_object,
     our_identifiers,
     outcome_record,
@@ -104,13 +105,9 @@ def _outcome_of(data: dict[str, Any]) -> ItemResult:
     ids = our_identifiers(data.get("user-variables"), f"{EVENT_DATA}.user-variables.")
     if not isinstance(ids, tuple):
         return ids
-    name = data.get("event")
-    if not isinstance(name, str) or not name:
-        return Rejection(DlqReason.MISSING_FIELD, f"{EVENT_DATA}.event: missing")
-    if name in NO_OUTCOME_EVENTS:
-        return Ignored(IgnoreReason.NO_OUTCOME, f"event {name!r}")
-    if name not in MAPPED_EVENTS:
-        return Ignored(IgnoreReason.UNKNOWN_EVENT, f"event {name[:40]!r}")
+    name = event_kind(data, "event", f"{EVENT_DATA}.", NO_OUTCOME_EVENTS, MAPPED_EVENTS)
+    if not isinstance(name, str):
+        return name
     client = data.get("client-info")
     bot = client.get("bot") if isinstance(client, dict) else None
     if name in {"opened", "clicked"} and isinstance(bot, str) and bot:

@@ -17,7 +17,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from stream.core.events import DlqReason, Rejection
+from stream.core.events import Rejection
 from stream.core.webhooks.common import (
     Ignored,
     IgnoreReason,
@@ -25,6 +25,7 @@ from stream.core.webhooks.common import (
     Occurrence,
     WebhookBatch,
     batch_of,
+    event_kind,
     iso_timestamp_ms,
     json_object,
     our_identifiers,
@@ -92,13 +93,9 @@ def _outcome_of(record: dict[str, Any]) -> ItemResult:
     ids = our_identifiers(record.get("Metadata"), "Metadata.")
     if not isinstance(ids, tuple):
         return ids
-    kind = record.get("RecordType")
-    if not isinstance(kind, str) or not kind:
-        return Rejection(DlqReason.MISSING_FIELD, "RecordType: missing")
-    if kind in NO_OUTCOME_RECORDS:
-        return Ignored(IgnoreReason.NO_OUTCOME, f"record {kind!r}")
-    if kind not in TIME_FIELDS:
-        return Ignored(IgnoreReason.UNKNOWN_EVENT, f"record {kind[:40]!r}")
+    kind = event_kind(record, "RecordType", "", NO_OUTCOME_RECORDS, TIME_FIELDS, "record")
+    if not isinstance(kind, str):
+        return kind
     mapped = _outcome_and_detail(kind, record)
     if not isinstance(mapped, tuple):
         return mapped

@@ -30,6 +30,7 @@ from stream.core.webhooks.common import (
     WebhookBatch,
     batch_of,
     epoch_seconds_ms,
+    event_kind,
     our_identifiers,
     outcome_record,
     redacted,
@@ -128,13 +129,9 @@ def _outcome_of(event: Any) -> ItemResult:
     ids = our_identifiers(event, "")
     if not isinstance(ids, tuple):
         return ids
-    name = event.get("event")
-    if not isinstance(name, str) or not name:
-        return Rejection(DlqReason.MISSING_FIELD, "event: missing")
-    if name in NO_OUTCOME_EVENTS:
-        return Ignored(IgnoreReason.NO_OUTCOME, f"event {name!r}")
-    if name not in MAPPED_EVENTS:
-        return Ignored(IgnoreReason.UNKNOWN_EVENT, f"event {name[:40]!r}")
+    name = event_kind(event, "event", "", NO_OUTCOME_EVENTS, MAPPED_EVENTS)
+    if not isinstance(name, str):
+        return name
     if name == "open" and event.get("sg_machine_open") is True:
         return Ignored(IgnoreReason.MACHINE_EVENT, "open by a machine (sg_machine_open)")
     event_id = required_text(event, "sg_event_id")
