@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -59,12 +60,15 @@ def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-_STARTED: list[WorkerProcess] = []  # every worker a test started, stopped at session end
+_STARTED: list[ServiceProcess] = []  # every process a test started, stopped at session end
 
 
 @dataclass
-class WorkerProcess:
-    """A `journey worker` subprocess with its own web port and state directory."""
+class ServiceProcess:
+    """A `journey <command>` subprocess on its own port, logging to a file."""
+
+    command: ClassVar[str]
+    port_setting: ClassVar[str]  # the setting its port is given by
 
     env: dict[str, str]
     log_path: Path
@@ -75,17 +79,42 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start the process (stopped by PID at the end of the session at the latest)."""
         _STARTED.append(self)
-        env = {**self.env, "JOURNEY_WEB_PORT": str(self.port)}
+        env = {**self.env, self.port_setting: str(self.port)}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream", "worker"],
+                [sys.executable, "-m", "stream", self.command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
             )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class WorkerProcess(ServiceProcess):
+    """A `journey worker` subprocess with its own web port and state directory."""
+
+    command: ClassVar[str] = "worker"
+    port_setting: ClassVar[str] = "JOURNEY_WEB_PORT"
+
+    def start(self) -> None:
+        self.launch()
         self.wait_ready()
 
     def wait_ready(self) -> None:
@@ -104,16 +133,6 @@ class WorkerProcess:
         self.stop()  # a worker that never became ready must not outlive the test
         pytest.fail(f"worker not ready in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The raw stored state of a customer this worker owns (the debug endpoint)."""
         status, body = http_get(f"{self.url}/debug/state/{customer_id}", API_TOKEN)
@@ -121,9 +140,6 @@ class WorkerProcess:
 
     def metrics(self) -> str:
         return http_get(f"{self.url}/metrics")[1].decode()
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass
@@ -240,6 +256,29 @@ class Deployment:
                 return value
             await asyncio.sleep(0.2)
         pytest.fail(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+
+async def fuzz_api(document: Path, url: str, token: str) -> str:
+    """Fuzz ``url`` with schemathesis from its OpenAPI ``document`` (seeded, 40 examples a
+    route): no server error, every answer as documented. Its output."""
+    run = await asyncio.to_thread(
+        subprocess.run,
+        [
+            os.path.join(os.path.dirname(sys.executable), "st"),
+            *("run", str(document), "--url", url, "--header", f"Authorization: Bearer {token}"),
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_schema_conformance",
+            *("--max-examples", "40", "--seed", "7", "--request-timeout", "15"),
+        ],
+        capture_output=True,
+        timeout=240,
+        env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
+    )
+    output = run.stdout.decode(errors="replace")
+    assert run.returncode == 0, output[-4000:]
+    assert re.search(r"(\d+) generated, \1 passed", output), output[-2000:]
+    return output
 
 
 def _broker_reachable() -> bool:

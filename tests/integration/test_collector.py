@@ -8,16 +8,12 @@ its OpenAPI document. The broker-outage test runs on a private broker it stops i
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import orjson
@@ -30,8 +26,12 @@ from openapi_spec_validator import validate
 from stream.config import CHANNELS_IN, load_settings
 from stream.shell.collector.keys import signature_of
 from stream.shell.topics import ensure_topics
-from tests.integration import conftest
-from tests.integration.conftest import ROOT, Deployment, WorkerProcess, free_port
+from tests.integration.conftest import (
+    Deployment,
+    ServiceProcess,
+    WorkerProcess,
+    fuzz_api,
+)
 from tests.integration.events import complaint, event
 from tests.integration.private_broker import PrivateBroker
 
@@ -64,42 +64,14 @@ def keys_file(directory: Path) -> Path:
 
 
 @dataclass
-class CollectorProcess:
-    """A `journey collector` subprocess on its own port."""
+class CollectorProcess(ServiceProcess):
+    """A `journey collector` subprocess on its own port (``start`` does not wait)."""
 
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    port: int = field(default_factory=free_port)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    command: ClassVar[str] = "collector"
+    port_setting: ClassVar[str] = "JOURNEY_COLLECTOR_PORT"
 
     def start(self) -> None:
-        conftest._STARTED.append(self)  # type: ignore[arg-type]  # stopped at session end
-        env = {**self.env, "JOURNEY_COLLECTOR_PORT": str(self.port)}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream", "collector"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        self.launch()
 
     async def wait_status(self, path: str, status: int, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait until GET ``path`` answers ``status`` (the process must stay up)."""
@@ -391,33 +363,7 @@ async def test_the_openapi_document_is_valid_and_schemathesis_finds_no_violation
     validate(document)
     path = deployment.tmp / "collector-openapi.json"
     path.write_bytes(orjson.dumps(document))
-    run = await asyncio.to_thread(
-        subprocess.run,
-        [
-            os.path.join(os.path.dirname(sys.executable), "st"),
-            "run",
-            str(path),
-            "--url",
-            collector.url,
-            "--header",
-            f"Authorization: Bearer {ALL}",
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,"
-            "response_schema_conformance",
-            "--max-examples",
-            "40",
-            "--seed",
-            "7",
-            "--request-timeout",
-            "15",
-        ],
-        capture_output=True,
-        timeout=240,
-        env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
-    )
-    output = run.stdout.decode(errors="replace")
-    assert run.returncode == 0, output[-4000:]
-    assert re.search(r"(\d+) generated, \1 passed", output), output[-2000:]
+    await fuzz_api(path, collector.url, ALL)
     # It reached the routes' own answers, not only their refusals.
     text = await _text(collector, "/metrics")
     for route in ("/events", "/outcomes"):
