@@ -233,7 +233,8 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _simulate_policy(args: argparse.Namespace) -> int:
-    from stream.shell.what_if import WhatIfError, load_policies, simulate_policy, text
+    from stream.core.replay.render import render_text
+    from stream.shell.what_if import WhatIfError, load_policies, simulate_policy
 
     settings = _settings()
     request = _what_if_request(args, settings)
@@ -243,7 +244,7 @@ def _simulate_policy(args: argparse.Namespace) -> int:
         result = simulate_policy(settings, request, policies, _say("simulate-policy"))
     except WhatIfError as exc:
         raise CommandFailed(str(exc)) from None
-    print(text(result))
+    print(render_text(result))
     return 0
 
 

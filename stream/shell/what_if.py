@@ -30,7 +30,7 @@ from stream.core.replay.evaluate import (
     support,
 )
 from stream.core.replay.log import LogRecord
-from stream.core.replay.render import render_html, render_text
+from stream.core.replay.render import render_html
 from stream.core.replay.side import new_context
 from stream.core.replay.simulate import Window, new_side, report, simulate
 from stream.core.schemas import load_catalog
@@ -175,11 +175,6 @@ def _write(result: dict[str, Any], folder: Path, say: Say) -> None:
     (folder / "report.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     (folder / "report.html").write_text(render_html(result), encoding="utf-8")
     say(f"wrote {folder / 'report.json'} and {folder / 'report.html'}")
-
-
-def text(result: dict[str, Any]) -> str:
-    """The report for the terminal."""
-    return render_text(result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,7 +275,8 @@ def _chance(
     if policy.learning.strategy != "thompson":
         return _Chance(choice, factor, ())
     in_order = sorted(scored, key=lambda item: (item.spec.order, item.spec.id))  # ties
-    options = [_option(state, item, policy, now_ms, zone, scoring) for item in in_order]
+    history = state.counted_contacts()  # what the caps count (a first pick: nothing pending)
+    options = [_option(state, item, policy, now_ms, zone, scoring, history) for item in in_order]
     if not needs_draws(options):
         return _Chance(choice, factor, ())
     distribution = choice_distribution(
@@ -292,9 +293,9 @@ def _option(
     now_ms: int,
     zone: Any,
     scoring: _Scoring,
+    history: list[dict[str, Any]],
 ) -> Option:
     """A scored action as the probability's draws see it (feasibility of a first pick)."""
-    history = state.counted_contacts()
     estimates = dict(item.estimates)
     cells = []
     for channel in item.channels:
